@@ -1,0 +1,4 @@
+//! fastway-core: the sans-IO fastway protocol.
+
+pub mod auth;
+pub mod frame;

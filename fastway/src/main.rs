@@ -1,0 +1,2 @@
+//! The fastway gateway binary.
+fn main() {}
