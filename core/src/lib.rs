@@ -2,3 +2,5 @@
 
 pub mod auth;
 pub mod frame;
+pub mod gateway;
+mod idmap;
