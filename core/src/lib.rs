@@ -4,3 +4,5 @@ pub mod auth;
 pub mod frame;
 pub mod gateway;
 mod idmap;
+#[cfg(test)]
+mod test_support;

@@ -79,7 +79,9 @@ impl fmt::Display for CloseReason {
             Self::Auth(err) => err.fmt(f),
             Self::IdleTimeout => f.write_str("idle timeout: no complete frame received"),
             Self::QueueFull => f.write_str("outbound queue full: peer reads too slowly"),
-            Self::WriteStalled => f.write_str("write stalled: peer accepted no bytes for the idle timeout"),
+            Self::WriteStalled => {
+                f.write_str("write stalled: peer accepted no bytes for the idle timeout")
+            }
             Self::Shutdown => f.write_str("gateway shutting down"),
         }
     }

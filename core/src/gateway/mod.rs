@@ -208,7 +208,10 @@ impl Gateway {
                 peer.wire_id = server_id;
                 peer.last_input = now;
                 self.servers.entry(server_id).or_default().push(id);
-                self.actions.push_back(Action::ServerAuthenticated { peer: id, server_id });
+                self.actions.push_back(Action::ServerAuthenticated {
+                    peer: id,
+                    server_id,
+                });
                 self.schedule_peer(id);
                 true
             }
@@ -276,7 +279,10 @@ impl Gateway {
     /// PROTOCOL.md §6.3.
     fn dial(&mut self, from: PeerId, side: Side, remote: u32, now: Instant) {
         let target = match side {
-            Side::Client => self.servers.get(&remote).and_then(|ids| ids.last().copied()),
+            Side::Client => self
+                .servers
+                .get(&remote)
+                .and_then(|ids| ids.last().copied()),
             Side::Server => self.clients.get(&remote).copied(),
         };
         let Some(target) = target else {
@@ -581,7 +587,9 @@ impl Gateway {
             Side::Client => self.config.client_queue,
             Side::Server => self.config.server_queue,
         };
-        if peer.outbox.frames() > limits.max_frames || peer.outbox.pending_bytes() > limits.max_bytes {
+        if peer.outbox.frames() > limits.max_frames
+            || peer.outbox.pending_bytes() > limits.max_bytes
+        {
             self.overflowed.push((to, CloseReason::QueueFull));
         }
         if stall_starts {
