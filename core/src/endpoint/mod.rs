@@ -61,6 +61,9 @@ mod event;
 mod keepalive;
 mod transmit;
 
+#[cfg(test)]
+mod tests;
+
 pub use config::{ConfigError, EndpointConfig, PingTimeoutPolicy, Role};
 pub use error::{EndpointError, LinkError, ProtocolError, SendError};
 pub use event::{CloseReason, DialId, Event};
