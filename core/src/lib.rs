@@ -1,6 +1,7 @@
 //! fastway-core: the sans-IO fastway protocol.
 
 pub mod auth;
+pub mod endpoint;
 pub mod frame;
 pub mod gateway;
 mod idmap;
