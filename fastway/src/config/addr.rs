@@ -151,10 +151,6 @@ mod tests {
         assert!(matches!(err(":-1"), AddrError::InvalidPort(_)));
         assert!(matches!(err(":+80"), AddrError::InvalidPort(_)));
         assert!(matches!(err(":http"), AddrError::InvalidPort(_)));
-        assert!(matches!(
-            err("no-such-host.invalid:80"),
-            AddrError::Resolve(_) | AddrError::NoAddress
-        ));
         assert_eq!(
             err("::1:80").to_string(),
             "too many colons (write an IPv6 address as [::1]:8000)"
