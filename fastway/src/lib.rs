@@ -1,0 +1,7 @@
+//! The fastway gateway binary's library part: command-line configuration ([`config`]), process
+//! control ([`control`]) and logging setup ([`logging`]), kept apart from `main.rs` so integration
+//! tests can use them.
+
+pub mod config;
+pub mod control;
+pub mod logging;
