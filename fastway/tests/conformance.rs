@@ -125,7 +125,10 @@ fn data_on_unknown_vconn_is_answered_with_close(kind: RuntimeKind) {
 }
 
 fn client_vconn_limit_refuses_extra_dials(kind: RuntimeKind) {
-    let config = GatewayConfig { client_max_conn: 2, ..test_config() };
+    let config = GatewayConfig {
+        client_max_conn: 2,
+        ..test_config()
+    };
     let (_gw, _server, mut client, _conn) = pair(kind, config);
     client.dial(7);
     client.send_command(Command::Dial { remote: 7 });
@@ -142,7 +145,10 @@ fn server_can_dial_a_client(kind: RuntimeKind) {
 }
 
 fn wrong_auth_key_closes_the_server_and_sends_nothing(kind: RuntimeKind) {
-    let config = GatewayConfig { auth_key: b"123".to_vec(), ..test_config() };
+    let config = GatewayConfig {
+        auth_key: b"123".to_vec(),
+        ..test_config()
+    };
     let gw = Gw::start(kind, config);
     let mut bad = Raw::server(gw.server, 123, "bad");
     bad.expect_closed();
@@ -152,7 +158,10 @@ fn wrong_auth_key_closes_the_server_and_sends_nothing(kind: RuntimeKind) {
 }
 
 fn silent_server_is_dropped_at_the_handshake_deadline(kind: RuntimeKind) {
-    let config = GatewayConfig { handshake_timeout: Duration::from_millis(300), ..test_config() };
+    let config = GatewayConfig {
+        handshake_timeout: Duration::from_millis(300),
+        ..test_config()
+    };
     let gw = Gw::start(kind, config);
     let mut silent = Raw::connect(gw.server);
     assert_eq!(silent.read_exact_n(8).len(), 8);
@@ -162,7 +171,10 @@ fn silent_server_is_dropped_at_the_handshake_deadline(kind: RuntimeKind) {
 }
 
 fn idle_client_is_dropped(kind: RuntimeKind) {
-    let config = GatewayConfig { client_idle_timeout: Some(Duration::from_millis(300)), ..test_config() };
+    let config = GatewayConfig {
+        client_idle_timeout: Some(Duration::from_millis(300)),
+        ..test_config()
+    };
     let gw = Gw::start(kind, config);
     let mut idle = Raw::connect(gw.client);
     let mut active = Raw::connect(gw.client);
@@ -182,7 +194,9 @@ fn offender_is_dropped(kind: RuntimeKind, bad: &[u8]) {
     let _ = server.expect_connect();
     offender.send(bad);
     offender.expect_closed();
-    server.expect_command(Command::Close { conn: offenders_conn });
+    server.expect_command(Command::Close {
+        conn: offenders_conn,
+    });
     client.send_data(conn, b"still here");
     server.expect_data(conn, b"still here");
     eventually("violation counted", || gw.stats().protocol_drops == 1);
@@ -234,7 +248,9 @@ fn server_disconnect_closes_its_vconns_at_the_clients(kind: RuntimeKind) {
     ];
     expected.sort();
     assert_eq!(closes, expected);
-    eventually("server gone", || gw.stats().servers == 0 && gw.stats().vconns == 0);
+    eventually("server gone", || {
+        gw.stats().servers == 0 && gw.stats().vconns == 0
+    });
     client.send_command(Command::Dial { remote: 7 });
     client.expect_command(Command::Refuse { remote: 7 });
 }
@@ -265,12 +281,17 @@ fn truncated_frame_then_disconnect_is_harmless(kind: RuntimeKind) {
     drop(bad_server);
     client.send_data(conn, b"ok");
     server.expect_data(conn, b"ok");
-    eventually("both gone", || gw.stats().clients == 1 && gw.stats().handshaking == 0);
+    eventually("both gone", || {
+        gw.stats().clients == 1 && gw.stats().handshaking == 0
+    });
 }
 
 fn slow_reading_client_is_dropped_without_harming_others(kind: RuntimeKind) {
     let config = GatewayConfig {
-        client_queue: fastway_core::gateway::QueueLimits { max_frames: 64, max_bytes: 256 * 1024 },
+        client_queue: fastway_core::gateway::QueueLimits {
+            max_frames: 64,
+            max_bytes: 256 * 1024,
+        },
         ..test_config()
     };
     let (gw, mut server, mut client, conn) = pair(kind, config);
@@ -313,6 +334,9 @@ fn shutdown_closes_every_connection(kind: RuntimeKind) {
     for raw in [&mut server, &mut client] {
         let mut buf = Vec::new();
         let _ = std::io::Read::read_to_end(&mut raw.stream, &mut buf);
-        assert!(buf.is_empty() || buf == Command::Close { conn }.to_bytes().to_vec(), "{buf:?}");
+        assert!(
+            buf.is_empty() || buf == Command::Close { conn }.to_bytes().to_vec(),
+            "{buf:?}"
+        );
     }
 }

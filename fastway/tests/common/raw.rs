@@ -2,9 +2,9 @@
 //! what the gateway puts on the wire.
 #![allow(dead_code)]
 
+use bytes::BytesMut;
 use fastway_core::auth::{Challenge, server_response};
 use fastway_core::frame::{Command, encode_data};
-use bytes::BytesMut;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -83,7 +83,11 @@ impl Raw {
     /// Reads a Connect and returns (conn, remote).
     pub fn expect_connect(&mut self) -> (u32, u32) {
         let connect = self.read_exact_n(17);
-        assert_eq!(&connect[..9], &[13, 0, 0, 0, 0, 0, 0, 0, 2], "Connect header");
+        assert_eq!(
+            &connect[..9],
+            &[13, 0, 0, 0, 0, 0, 0, 0, 2],
+            "Connect header"
+        );
         (
             u32::from_le_bytes(connect[9..13].try_into().expect("4 bytes")),
             u32::from_le_bytes(connect[13..17].try_into().expect("4 bytes")),
@@ -100,7 +104,10 @@ impl Raw {
                 Ok(n) => panic!("expected close, got {:?}", &buf[..n]),
                 Err(e) if e.kind() == ErrorKind::ConnectionReset => return,
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    assert!(Instant::now() < deadline, "gateway did not close the socket");
+                    assert!(
+                        Instant::now() < deadline,
+                        "gateway did not close the socket"
+                    );
                 }
                 Err(e) => panic!("read error {e}"),
             }
