@@ -147,12 +147,10 @@ impl Command {
     fn parse(body: &[u8]) -> Result<Self, FrameError> {
         let length = body.len() as u32;
         let Some(&type_byte) = body.get(4) else {
-            return Err(FrameError::TooShort {
-                length,
-                needed: 5,
-            });
+            return Err(FrameError::TooShort { length, needed: 5 });
         };
-        let kind = CommandType::from_byte(type_byte).ok_or(FrameError::UnknownCommand(type_byte))?;
+        let kind =
+            CommandType::from_byte(type_byte).ok_or(FrameError::UnknownCommand(type_byte))?;
         if length < kind.min_length() {
             return Err(FrameError::TooShort {
                 length,
@@ -249,7 +247,10 @@ impl fmt::Display for FrameError {
                 write!(f, "frame length {length} exceeds MaxPacket {max}")
             }
             Self::TooShort { length, needed } => {
-                write!(f, "frame length {length} is shorter than the {needed} bytes its kind needs")
+                write!(
+                    f,
+                    "frame length {length} is shorter than the {needed} bytes its kind needs"
+                )
             }
             Self::UnknownCommand(byte) => write!(f, "unknown command type {byte}"),
         }

@@ -31,18 +31,40 @@ fn decode_one(bytes: &[u8]) -> Frame {
 fn protocol_s4_command_hex_examples_encode_and_decode() {
     let cases = [
         (Command::Dial { remote: 7 }, "09000000 00000000 00 07000000"),
-        (Command::Accept { conn: 1, remote: 7 }, "0d000000 00000000 01 01000000 07000000"),
-        (Command::Connect { conn: 1, remote: 1 }, "0d000000 00000000 02 01000000 01000000"),
-        (Command::Refuse { remote: 8 }, "09000000 00000000 03 08000000"),
+        (
+            Command::Accept { conn: 1, remote: 7 },
+            "0d000000 00000000 01 01000000 07000000",
+        ),
+        (
+            Command::Connect { conn: 1, remote: 1 },
+            "0d000000 00000000 02 01000000 01000000",
+        ),
+        (
+            Command::Refuse { remote: 8 },
+            "09000000 00000000 03 08000000",
+        ),
         (Command::Close { conn: 99 }, "09000000 00000000 04 63000000"),
         (Command::Ping, "05000000 00000000 05"),
         // README's example, vconn 9527 on server 1.
         (Command::Dial { remote: 1 }, "09000000 00000000 00 01000000"),
-        (Command::Accept { conn: 9527, remote: 1 }, "0d000000 00000000 01 37250000 01000000"),
-        (Command::Close { conn: 9527 }, "09000000 00000000 04 37250000"),
+        (
+            Command::Accept {
+                conn: 9527,
+                remote: 1,
+            },
+            "0d000000 00000000 01 37250000 01000000",
+        ),
+        (
+            Command::Close { conn: 9527 },
+            "09000000 00000000 04 37250000",
+        ),
     ];
     for (command, wire) in cases {
-        assert_eq!(command.to_bytes().as_ref(), hex(wire).as_slice(), "{command:?}");
+        assert_eq!(
+            command.to_bytes().as_ref(),
+            hex(wire).as_slice(),
+            "{command:?}"
+        );
         assert_eq!(command.encoded_len(), hex(wire).len());
         assert_eq!(decode_one(&hex(wire)), Frame::Command(command));
     }
@@ -81,7 +103,9 @@ fn protocol_s8_worked_session_decodes_frame_by_frame() {
     let frames = decode_all(&client_to_gateway).expect("valid session");
     assert_eq!(frames.len(), 6);
     assert_eq!(frames[0], Frame::Command(Command::Dial { remote: 7 }));
-    assert!(matches!(&frames[1], Frame::Data(d) if d.conn() == 1 && d.payload().as_ref() == b"Hello"));
+    assert!(
+        matches!(&frames[1], Frame::Data(d) if d.conn() == 1 && d.payload().as_ref() == b"Hello")
+    );
     assert_eq!(frames[2], Frame::Command(Command::Ping));
     assert!(matches!(&frames[3], Frame::Data(d) if d.conn() == 99 && d.payload().as_ref() == b"x"));
     assert_eq!(frames[4], Frame::Command(Command::Dial { remote: 8 }));
@@ -98,7 +122,10 @@ fn length_equal_to_max_packet_is_accepted_and_one_more_is_rejected() {
     encode_data(3, &[7u8; 13], &mut too_big);
     assert_eq!(
         decoder.decode(&mut too_big),
-        Err(FrameError::TooLarge { length: 17, max: 16 })
+        Err(FrameError::TooLarge {
+            length: 17,
+            max: 16
+        })
     );
 }
 
@@ -107,7 +134,10 @@ fn oversize_length_is_rejected_before_the_body_arrives() {
     let mut buf = BytesMut::from(&hex("ffffffff")[..]);
     assert_eq!(
         FrameDecoder::default().decode(&mut buf),
-        Err(FrameError::TooLarge { length: u32::MAX, max: DEFAULT_MAX_PACKET })
+        Err(FrameError::TooLarge {
+            length: u32::MAX,
+            max: DEFAULT_MAX_PACKET
+        })
     );
 }
 
@@ -142,7 +172,10 @@ fn unknown_command_types_are_rejected() {
 #[test]
 fn extra_bytes_after_command_arguments_are_ignored() {
     let dial = hex("0b000000 00000000 00 07000000 aabb");
-    assert_eq!(decode_one(&dial), Frame::Command(Command::Dial { remote: 7 }));
+    assert_eq!(
+        decode_one(&dial),
+        Frame::Command(Command::Dial { remote: 7 })
+    );
     let ping = hex("07000000 00000000 05 0102");
     assert_eq!(decode_one(&ping), Frame::Command(Command::Ping));
 }

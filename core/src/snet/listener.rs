@@ -7,7 +7,7 @@
 use super::cipher::{Crypto, Key, proof};
 use super::dh64::KeyPair;
 use super::handshake::{
-    NEWCONN_RESPONSE_LEN, PROOF_LEN, REFUSAL, RECONN_RESPONSE_LEN, TYPE_NEWCONN, TYPE_RECONN,
+    NEWCONN_RESPONSE_LEN, PROOF_LEN, RECONN_RESPONSE_LEN, REFUSAL, TYPE_NEWCONN, TYPE_RECONN,
     proof_matches, take_array, take_u64,
 };
 use super::session::{LinkId, Role, Session, reconnect_gap};
@@ -100,7 +100,8 @@ impl SnetListener {
     /// Closes session `conn_id` and removes it; a later reconnect for it is refused. Returns whether it
     /// existed.
     pub fn close(&mut self, conn_id: u64) -> bool {
-        self.update(conn_id, |s| s.close(CloseReason::Local)).is_ok()
+        self.update(conn_id, |s| s.close(CloseReason::Local))
+            .is_ok()
     }
 
     /// The earliest wait-timeout deadline of a session whose link is down.
@@ -130,7 +131,11 @@ impl SnetListener {
     }
 
     /// Runs `f` on a session, then keeps the deadline index in step and drops the session if it closed.
-    fn update<T>(&mut self, conn_id: u64, f: impl FnOnce(&mut Session) -> T) -> Result<T, SnetError> {
+    fn update<T>(
+        &mut self,
+        conn_id: u64,
+        f: impl FnOnce(&mut Session) -> T,
+    ) -> Result<T, SnetError> {
         let session = self.session_mut(conn_id)?;
         let before = session.poll_timeout();
         let result = f(session);
@@ -312,7 +317,9 @@ impl ServerHandshake {
                         self.deadline = deadline_after(now, config.reconn_wait_timeout);
                         self.state = ServerState::AwaitReconnRequest;
                     }
-                    other => return Step::Done(ServerEvent::Failed(HandshakeError::UnknownType(other))),
+                    other => {
+                        return Step::Done(ServerEvent::Failed(HandshakeError::UnknownType(other)));
+                    }
                 }
                 Step::Continue
             }

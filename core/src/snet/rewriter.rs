@@ -71,15 +71,16 @@ impl Rewriter {
         if n > self.buf.len() {
             return None;
         }
+        if n == 0 {
+            return Some((&[], &[]));
+        }
         if self.buf.len() < self.capacity {
             let len = self.buf.len();
             return Some((&self.buf[len - n..], &[]));
         }
         // Full ring: the newest byte is just before `head`.
         let start = (self.head + self.capacity - n) % self.capacity;
-        if n == 0 {
-            Some((&[], &[]))
-        } else if start < self.head {
+        if start < self.head {
             Some((&self.buf[start..self.head], &[]))
         } else {
             Some((&self.buf[start..], &self.buf[..self.head]))

@@ -72,7 +72,13 @@ impl fmt::Debug for Session {
 }
 
 impl Session {
-    pub(crate) fn new(role: Role, conn_id: u64, key: Key, crypto: Crypto, config: &SnetConfig) -> Self {
+    pub(crate) fn new(
+        role: Role,
+        conn_id: u64,
+        key: Key,
+        crypto: Crypto,
+        config: &SnetConfig,
+    ) -> Self {
         Self {
             conn_id,
             role,
@@ -178,7 +184,9 @@ impl Session {
     /// When the session gives up waiting for a reconnect (only while the link is down).
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.link {
-            LinkState::Down { since } => Some(since.checked_add(self.wait_timeout).unwrap_or(since)),
+            LinkState::Down { since } => {
+                Some(since.checked_add(self.wait_timeout).unwrap_or(since))
+            }
             _ => None,
         }
     }
