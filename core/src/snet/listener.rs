@@ -119,7 +119,9 @@ impl SnetListener {
             }
             let _ = self.update(conn_id, |s| s.handle_timeout(now));
             self.deadlines.remove(&(deadline, conn_id));
-            closed.push(conn_id);
+            if !self.sessions.contains_key(&conn_id) {
+                closed.push(conn_id);
+            }
         }
         closed
     }

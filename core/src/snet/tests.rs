@@ -3,7 +3,7 @@
 
 use super::dh64::KeyPair;
 use super::*;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use proptest::prelude::*;
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -251,16 +251,12 @@ fn snet_s11_reconnect_request_bytes() {
     );
 }
 
-/// Runs a reconnect with the whole of each message delivered at once. Returns the server's event, the
-/// client's result and the server→client bytes after the 24-byte reply.
-fn reconnect_once(
-    pair: &mut Pair,
-    request: &[u8],
-) -> (Option<ServerEvent>, Vec<u8>, Option<ClientReconnect>) {
+/// Feeds a reconnect request to a fresh server handshake; returns its event and what it wrote.
+fn reconnect_once(pair: &mut Pair, request: &[u8]) -> (Option<ServerEvent>, Vec<u8>) {
     let mut hs = pair.listener.accept(pair.now);
     let mut server_in = BytesMut::from(request);
     let event = hs.handle_input(&mut pair.listener, &mut server_in, pair.now, &mut pair.rng);
-    (event, drain_server(&mut hs), None)
+    (event, drain_server(&mut hs))
 }
 
 #[test]
@@ -269,7 +265,7 @@ fn snet_s5_unknown_conn_id_is_refused_with_24_zero_bytes() {
     let mut request = vec![0xFF];
     request.extend_from_slice(&[0; 40]);
     request[1] = 2; // ConnID 2 does not exist
-    let (event, out, _) = reconnect_once(&mut pair, &request);
+    let (event, out) = reconnect_once(&mut pair, &request);
     assert_eq!(
         event,
         Some(ServerEvent::Refused(HandshakeError::UnknownConn(2)))
@@ -284,7 +280,7 @@ fn snet_s5_wrong_request_digest_is_refused_and_session_untouched() {
     pair.client.link_down(pair.client_link, pair.now).unwrap();
     let mut request = ClientReconnect::new(&pair.client).unwrap().request();
     request[40] ^= 1;
-    let (event, out, _) = reconnect_once(&mut pair, &request);
+    let (event, out) = reconnect_once(&mut pair, &request);
     assert_eq!(
         event,
         Some(ServerEvent::Refused(HandshakeError::BadRequestDigest))
@@ -352,7 +348,7 @@ fn snet_s5_client_write_below_server_read_is_refused_and_session_stays_resumable
     exchange_hello(&mut pair);
     // Live-verified: C.Write one less than the server's read count → 24 zeros.
     let request = forged_request(&pair, 4, 5);
-    let (event, out, _) = reconnect_once(&mut pair, &request);
+    let (event, out) = reconnect_once(&mut pair, &request);
     assert_eq!(
         event,
         Some(ServerEvent::Refused(HandshakeError::CountersOutOfRange))
@@ -384,7 +380,7 @@ fn snet_s5_client_read_above_server_write_is_refused() {
     let (mut pair, _, _, _) = connect_fixed(config(false));
     exchange_hello(&mut pair);
     let request = forged_request(&pair, 5, 6);
-    let (event, out, _) = reconnect_once(&mut pair, &request);
+    let (event, out) = reconnect_once(&mut pair, &request);
     assert_eq!(
         event,
         Some(ServerEvent::Refused(HandshakeError::CountersOutOfRange))
@@ -402,7 +398,7 @@ fn snet_s5_gap_larger_than_the_rewrite_buffer_is_refused() {
     exchange_hello(&mut pair);
     // The client claims to have read nothing: the server would have to resend 5 > 4 bytes.
     let request = forged_request(&pair, 5, 0);
-    let (event, out, _) = reconnect_once(&mut pair, &request);
+    let (event, out) = reconnect_once(&mut pair, &request);
     assert_eq!(
         event,
         Some(ServerEvent::Refused(HandshakeError::CountersOutOfRange))
@@ -793,7 +789,7 @@ fn snet_s7_link_down_waits_then_wait_timeout_closes_the_session() {
     );
     // And a reconnect now is refused (unknown ConnID).
     let request = forged_request(&pair, 0, 0);
-    let (event, out, _) = reconnect_once(&mut pair, &request);
+    let (event, out) = reconnect_once(&mut pair, &request);
     assert_eq!(
         event,
         Some(ServerEvent::Refused(HandshakeError::UnknownConn(1)))
@@ -1149,5 +1145,4 @@ fn snet_rng_script_is_used_for_keys_then_challenge() {
     let mut b = [0u8; 8];
     rand_core::Rng::fill_bytes(&mut rng, &mut b);
     assert_eq!(u64::from_le_bytes(b), 2);
-    let _ = Bytes::new();
 }
