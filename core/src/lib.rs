@@ -10,6 +10,7 @@
 //! * [`auth`]: the game server's challenge/response, both sides (PROTOCOL.md §5).
 //! * [`gateway`]: the gateway: registries, vconn routing, limits, timeouts (PROTOCOL.md §6).
 //! * [`endpoint`]: a game client's or game server's side of a link to the gateway (ENDPOINT.md).
+//! * [`snet`]: the reconnectable, optionally RC4-encrypted stream under either (SNET.md).
 //!
 //! # Example: a gateway and two endpoints, entirely in memory
 //!
@@ -88,5 +89,6 @@ pub mod endpoint;
 pub mod frame;
 pub mod gateway;
 mod idmap;
+pub mod snet;
 #[cfg(test)]
 mod test_support;
