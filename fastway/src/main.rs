@@ -16,7 +16,9 @@ fn main() -> ExitCode {
     fastway::logging::init(settings.log_level);
     log::debug!("settings: {settings:#?}");
     if settings.auth_key.is_empty() {
-        warn!("*** ServerAuthKey is empty: ANY program that reaches the server port can register as a game server. Set -ServerAuthKey (or --server-auth-key) in production. ***");
+        warn!(
+            "*** ServerAuthKey is empty: ANY program that reaches the server port can register as a game server. Set -ServerAuthKey (or --server-auth-key) in production. ***"
+        );
     }
     // Signals are registered before anything else so an early SIGTERM still shuts down cleanly.
     let mut signals = match Signals::new([SIGTERM, SIGINT, SIGUSR1]) {

@@ -16,15 +16,15 @@ use std::time::Duration;
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
         #[cfg(feature = "rt-tokio")]
-        mod tokio {
+        mod tokio_rt {
             $( #[test] fn $test() { super::$test(super::RuntimeKind::Tokio) } )*
         }
         #[cfg(feature = "rt-smol")]
-        mod smol {
+        mod smol_rt {
             $( #[test] fn $test() { super::$test(super::RuntimeKind::Smol) } )*
         }
         #[cfg(feature = "rt-std")]
-        mod std {
+        mod std_rt {
             $( #[test] fn $test() { super::$test(super::RuntimeKind::Std) } )*
         }
     };

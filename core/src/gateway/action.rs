@@ -60,6 +60,12 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
+    /// True for the ordinary ends of a connection (the peer left, or the gateway is stopping), which
+    /// runtimes log at info level; every other reason deserves a warning.
+    pub fn is_routine(&self) -> bool {
+        matches!(self, Self::Disconnected | Self::Shutdown)
+    }
+
     /// True when the peer broke the protocol (as opposed to leaving, timing out or being slow).
     pub fn is_violation(&self) -> bool {
         matches!(

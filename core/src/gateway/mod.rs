@@ -123,7 +123,12 @@ impl Gateway {
     /// Registers a freshly accepted server connection and queues its challenge, drawn from `rng` (pass
     /// a cryptographically secure one). The server is not routable until it answers correctly.
     pub fn accept_server(&mut self, now: Instant, rng: &mut impl Rng) -> PeerId {
-        let challenge = Challenge::random(rng);
+        self.accept_server_with_challenge(now, Challenge::random(rng))
+    }
+
+    /// [`accept_server`](Self::accept_server) with a challenge the runtime drew itself, so that the
+    /// OS RNG is read outside whatever lock guards the gateway.
+    pub fn accept_server_with_challenge(&mut self, now: Instant, challenge: Challenge) -> PeerId {
         let state = PeerState::Handshake {
             challenge,
             deadline: now + self.config.handshake_timeout,

@@ -19,24 +19,27 @@ impl Control for GatewayHandle {
 }
 
 pub(super) fn start(options: ServeOptions) -> io::Result<RunningGateway> {
-    spawn_serving(RuntimeKind::Std, move |bound: std::sync::mpsc::Sender<Bound>| {
-        let config = ServerConfig {
-            gateway: options.gateway,
-            client_addr: options.client_addr,
-            server_addr: options.server_addr,
-            reuse_port: options.reuse_port,
-            client_read_buffer: options.client_read_buffer,
-            server_read_buffer: options.server_read_buffer,
-        };
-        let server = match GatewayServer::bind(config) {
-            Ok(server) => server,
-            Err(err) => {
-                let _ = bound.send(Err(io::Error::new(err.kind(), err.to_string())));
-                return Err(err);
-            }
-        };
-        let control: Box<dyn Control> = Box::new(server.handle());
-        let _ = bound.send(Ok((server.client_addr(), server.server_addr(), control)));
-        server.run()
-    })
+    spawn_serving(
+        RuntimeKind::Std,
+        move |bound: std::sync::mpsc::Sender<Bound>| {
+            let config = ServerConfig {
+                gateway: options.gateway,
+                client_addr: options.client_addr,
+                server_addr: options.server_addr,
+                reuse_port: options.reuse_port,
+                client_read_buffer: options.client_read_buffer,
+                server_read_buffer: options.server_read_buffer,
+            };
+            let server = match GatewayServer::bind(config) {
+                Ok(server) => server,
+                Err(err) => {
+                    let _ = bound.send(Err(io::Error::new(err.kind(), err.to_string())));
+                    return Err(err);
+                }
+            };
+            let control: Box<dyn Control> = Box::new(server.handle());
+            let _ = bound.send(Ok((server.client_addr(), server.server_addr(), control)));
+            server.run()
+        },
+    )
 }

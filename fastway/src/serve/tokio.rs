@@ -20,33 +20,38 @@ impl Control for GatewayHandle {
 
 pub(super) fn start(options: ServeOptions) -> io::Result<RunningGateway> {
     let runtime = if options.worker_threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(options.worker_threads)
             .enable_all()
             .build()?
     };
-    spawn_serving(RuntimeKind::Tokio, move |bound: std::sync::mpsc::Sender<Bound>| {
-        runtime.block_on(async move {
-            let config = ServerConfig {
-                gateway: options.gateway,
-                client_addr: options.client_addr,
-                server_addr: options.server_addr,
-                reuse_port: options.reuse_port,
-                client_read_buffer: options.client_read_buffer,
-                server_read_buffer: options.server_read_buffer,
-            };
-            let server = match GatewayServer::bind(config).await {
-                Ok(server) => server,
-                Err(err) => {
-                    let _ = bound.send(Err(io::Error::new(err.kind(), err.to_string())));
-                    return Err(err);
-                }
-            };
-            let control: Box<dyn Control> = Box::new(server.handle());
-            let _ = bound.send(Ok((server.client_addr(), server.server_addr(), control)));
-            server.run().await
-        })
-    })
+    spawn_serving(
+        RuntimeKind::Tokio,
+        move |bound: std::sync::mpsc::Sender<Bound>| {
+            runtime.block_on(async move {
+                let config = ServerConfig {
+                    gateway: options.gateway,
+                    client_addr: options.client_addr,
+                    server_addr: options.server_addr,
+                    reuse_port: options.reuse_port,
+                    client_read_buffer: options.client_read_buffer,
+                    server_read_buffer: options.server_read_buffer,
+                };
+                let server = match GatewayServer::bind(config).await {
+                    Ok(server) => server,
+                    Err(err) => {
+                        let _ = bound.send(Err(io::Error::new(err.kind(), err.to_string())));
+                        return Err(err);
+                    }
+                };
+                let control: Box<dyn Control> = Box::new(server.handle());
+                let _ = bound.send(Ok((server.client_addr(), server.server_addr(), control)));
+                server.run().await
+            })
+        },
+    )
 }
