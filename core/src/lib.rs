@@ -90,5 +90,6 @@ pub mod frame;
 pub mod gateway;
 mod idmap;
 pub mod snet;
+pub mod switchboard;
 #[cfg(test)]
 mod test_support;
