@@ -744,3 +744,78 @@ fn peers_lists_connections_and_vconns() {
     );
     gw.stop();
 }
+
+/// A server that stops reading makes the gateway pause the client flooding it (backpressure), not
+/// drop anyone; once the server reads again the client resumes and every frame arrives in order.
+fn backpressure(gw: Gw) {
+    let mut server = small_receive_buffer_server(&gw, 8);
+    let mut client = gw.client();
+    send(&mut client, &cmd(Command::Dial { remote: 8 }));
+    expect(&mut client, &cmd(Command::Accept { conn: 1, remote: 8 }));
+    expect(&mut server, &cmd(Command::Connect { conn: 1, remote: 1 }));
+
+    const FRAMES: u32 = 1024;
+    let frame = |i: u32| {
+        let mut payload = vec![(i % 256) as u8; 16 * 1024 - 8];
+        payload[..4].copy_from_slice(&i.to_le_bytes());
+        data(1, &payload)
+    };
+    let flood = thread::spawn(move || {
+        client
+            .set_write_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        for i in 0..FRAMES {
+            client.write_all(&frame(i)).unwrap();
+        }
+        client
+    });
+    wait_until("client paused", || {
+        gw.handle
+            .peers()
+            .iter()
+            .any(|p| p.side == Side::Client && p.paused)
+    });
+    for i in 0..FRAMES {
+        assert!(read_frame(&mut server) == frame(i), "frame {i} differs");
+    }
+    let mut client = flood.join().unwrap();
+    let stats = gw.handle.stats();
+    assert_eq!(
+        (stats.queue_full_drops, stats.clients, stats.servers),
+        (0, 1, 1)
+    );
+    assert!(gw.handle.peers().iter().all(|p| !p.paused));
+    send(&mut client, &cmd(Command::Ping));
+    expect(&mut client, &cmd(Command::Ping));
+    gw.stop();
+}
+
+fn small_receive_buffer_server(gw: &Gw, id: u32) -> TcpStream {
+    let mut s = small_receive_buffer_client(gw.server);
+    let mut challenge = [0u8; 8];
+    s.read_exact(&mut challenge).unwrap();
+    s.write_all(&server_response(&Challenge(challenge), b"k", id))
+        .unwrap();
+    wait_until("server registration", || gw.handle.stats().servers == 1);
+    s
+}
+
+fn backpressure_config() -> GatewayConfig {
+    GatewayConfig {
+        server_queue: QueueLimits {
+            max_frames: 1024,
+            max_bytes: 1024 * 1024,
+        },
+        ..config()
+    }
+}
+
+#[test]
+fn backpressure_current_thread() {
+    backpressure(Gw::start(Flavor::CurrentThread, backpressure_config()));
+}
+
+#[test]
+fn backpressure_multi_thread() {
+    backpressure(Gw::start(Flavor::MultiThread, backpressure_config()));
+}
