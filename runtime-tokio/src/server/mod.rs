@@ -2,7 +2,7 @@
 //! around one [`Gateway`] core.
 //!
 //! Layout:
-//! * [`config`](ServerConfig): what the adapter needs besides the core's config;
+//! * `config`: [`ServerConfig`], what the adapter needs besides the core's config;
 //! * `shared`: the lock around the core and the dispatch of its actions;
 //! * `listener`: bind with socket2, accept with back-off;
 //! * `connection`: a reader and a writer per connection;
