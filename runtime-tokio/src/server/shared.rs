@@ -1,0 +1,254 @@
+//! The state every task shares: the core behind one lock, the per-connection signals, and the
+//! dispatch of the core's actions.
+//!
+//! Rule: the lock is held for core work and flag flips only. Everything that may enter the kernel
+//! (waking a task on another worker thread, logging) is collected into [`Effects`] while the lock is
+//! held and carried out after it is released.
+
+use bytes::Bytes;
+use fastway_core::gateway::{Action, CloseReason, Gateway, PeerId, Side};
+use log::{info, warn};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+use tokio::sync::Notify;
+
+/// What the tasks of one connection share with the dispatcher.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    /// The core's handle for this connection.
+    pub(crate) peer: PeerId,
+    /// Which port it came in on.
+    pub(crate) side: Side,
+    /// The remote address, for logs.
+    pub(crate) addr: SocketAddr,
+    /// Wakes the writer: bytes to take, or the connection is closing.
+    pub(crate) write: Notify,
+    /// Wakes the reader: reading may resume, or the connection is closing.
+    pub(crate) read: Notify,
+    paused: AtomicBool,
+    closed: AtomicBool,
+    /// The bytes to write before closing (graceful shutdown only).
+    flush: Mutex<Vec<Bytes>>,
+}
+
+impl Conn {
+    pub(crate) fn new(peer: PeerId, side: Side, addr: SocketAddr) -> Self {
+        Self {
+            peer,
+            side,
+            addr,
+            write: Notify::new(),
+            read: Notify::new(),
+            paused: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            flush: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The core paused reading from this connection (backpressure).
+    pub(crate) fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
+    }
+
+    /// The core has forgotten this connection: the reader stops, the writer flushes and stops.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Closed with nothing to flush: the writer may drop whatever it is still writing.
+    pub(crate) fn abandon_writes(&self) -> bool {
+        self.is_closed() && lock(&self.flush).is_empty()
+    }
+
+    /// Takes the bytes the core wants written before the socket closes.
+    pub(crate) fn take_flush(&self) -> Vec<Bytes> {
+        std::mem::take(&mut *lock(&self.flush))
+    }
+}
+
+/// A side effect of dispatch, carried out once the lock is released.
+#[derive(Debug)]
+enum Effect {
+    WakeWriter(Arc<Conn>),
+    WakeReader(Arc<Conn>),
+    Closed(Arc<Conn>, CloseReason),
+    Authenticated(Arc<Conn>, u32),
+}
+
+/// Side effects gathered under the lock. Each task keeps one and reuses its allocation.
+#[derive(Debug, Default)]
+pub(crate) struct Effects {
+    effects: Vec<Effect>,
+    wake_timer: bool,
+}
+
+impl Effects {
+    /// Carries out (and forgets) every gathered effect. Call it with the lock released.
+    pub(crate) fn apply(&mut self, state: &State) {
+        if std::mem::take(&mut self.wake_timer) {
+            state.timer.notify_one();
+        }
+        for effect in self.effects.drain(..) {
+            match effect {
+                Effect::WakeWriter(conn) => conn.write.notify_one(),
+                Effect::WakeReader(conn) => conn.read.notify_one(),
+                Effect::Closed(conn, reason) => {
+                    conn.write.notify_one();
+                    conn.read.notify_one();
+                    log_close(&conn, reason);
+                }
+                Effect::Authenticated(conn, id) => {
+                    info!("accept server {id} from {}", conn.addr);
+                }
+            }
+        }
+    }
+}
+
+/// One line per closed connection: `info` when it simply left or the gateway stops, `warn` when it
+/// broke the protocol, was too slow, timed out or failed auth.
+fn log_close(conn: &Conn, reason: CloseReason) {
+    let (peer, side, addr) = (conn.peer, conn.side, conn.addr);
+    match reason {
+        CloseReason::Auth(err) => {
+            warn!("error happends when accept server from {addr}: {err}");
+        }
+        CloseReason::Disconnected | CloseReason::Shutdown => {
+            info!("{side} {peer} from {addr} closed: {reason}");
+        }
+        _ => warn!("{side} {peer} from {addr} dropped: {reason}"),
+    }
+}
+
+/// The core and the connections it knows, under one lock.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The sans-IO gateway.
+    pub(crate) gateway: Gateway,
+    conns: HashMap<PeerId, Arc<Conn>>,
+    /// The deadline the timer task currently sleeps for.
+    timer_at: Option<Instant>,
+}
+
+impl Shared {
+    /// Registers the signals of a connection the core just accepted, before its actions are
+    /// dispatched.
+    pub(crate) fn insert(&mut self, conn: Arc<Conn>) {
+        self.conns.insert(conn.peer, conn);
+    }
+
+    /// Drains the core's actions: flips flags now, queues wake-ups and logs in `fx`.
+    pub(crate) fn dispatch(&mut self, fx: &mut Effects) {
+        while let Some(action) = self.gateway.poll_action() {
+            match action {
+                Action::Transmit(peer) => {
+                    if let Some(conn) = self.conns.get(&peer) {
+                        fx.effects.push(Effect::WakeWriter(Arc::clone(conn)));
+                    }
+                }
+                Action::PauseReading(peer) => {
+                    if let Some(conn) = self.conns.get(&peer) {
+                        conn.paused.store(true, Ordering::Release);
+                    }
+                }
+                Action::ResumeReading(peer) => {
+                    if let Some(conn) = self.conns.get(&peer) {
+                        conn.paused.store(false, Ordering::Release);
+                        fx.effects.push(Effect::WakeReader(Arc::clone(conn)));
+                    }
+                }
+                Action::ServerAuthenticated { peer, server_id } => {
+                    if let Some(conn) = self.conns.get(&peer) {
+                        fx.effects
+                            .push(Effect::Authenticated(Arc::clone(conn), server_id));
+                    }
+                }
+                Action::Close {
+                    peer,
+                    reason,
+                    flush,
+                } => {
+                    if let Some(conn) = self.conns.remove(&peer) {
+                        *lock(&conn.flush) = flush;
+                        conn.closed.store(true, Ordering::Release);
+                        fx.effects.push(Effect::Closed(conn, reason));
+                    }
+                }
+            }
+        }
+        if let Some(next) = self.gateway.poll_timeout() {
+            if self.timer_at.is_none_or(|at| next < at) {
+                self.timer_at = Some(next);
+                fx.wake_timer = true;
+            }
+        }
+    }
+
+    /// The timer task is about to sleep until the core's next deadline; returns it.
+    pub(crate) fn arm_timer(&mut self) -> Option<Instant> {
+        self.timer_at = self.gateway.poll_timeout();
+        self.timer_at
+    }
+}
+
+/// Everything the server's tasks share.
+#[derive(Debug)]
+pub(crate) struct State {
+    shared: Mutex<Shared>,
+    /// Wakes the timer task when a deadline earlier than the one it sleeps for appears.
+    pub(crate) timer: Notify,
+    /// Wakes `run` when a shutdown is requested.
+    pub(crate) shutdown: Notify,
+    shutdown_requested: AtomicBool,
+}
+
+impl State {
+    pub(crate) fn new(gateway: Gateway) -> Self {
+        Self {
+            shared: Mutex::new(Shared {
+                gateway,
+                conns: HashMap::new(),
+                timer_at: None,
+            }),
+            timer: Notify::new(),
+            shutdown: Notify::new(),
+            shutdown_requested: AtomicBool::new(false),
+        }
+    }
+
+    /// Locks the shared part. A poisoned lock is taken over: the core's state stays consistent
+    /// between calls, and refusing service forever would be worse.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Shared> {
+        lock(&self.shared)
+    }
+
+    /// Runs one core call under the lock, dispatches its actions, releases the lock and carries out
+    /// the effects.
+    pub(crate) fn call<R>(&self, fx: &mut Effects, f: impl FnOnce(&mut Gateway) -> R) -> R {
+        let result = {
+            let mut shared = self.lock();
+            let result = f(&mut shared.gateway);
+            shared.dispatch(fx);
+            result
+        };
+        fx.apply(self);
+        result
+    }
+
+    /// Asks `run` to shut down; idempotent and safe before `run` starts.
+    pub(crate) fn request_shutdown(&self) {
+        self.shutdown_requested.store(true, Ordering::Release);
+        self.shutdown.notify_one();
+    }
+
+    pub(crate) fn shutdown_requested(&self) -> bool {
+        self.shutdown_requested.load(Ordering::Acquire)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
