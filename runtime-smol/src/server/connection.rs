@@ -97,7 +97,13 @@ impl Reader {
                 return;
             }
             if self.conn.paused.load(Ordering::Acquire) {
-                if self.conn.closed.or_fired(self.conn.read_bell.wait()).await.is_none() {
+                if self
+                    .conn
+                    .closed
+                    .or_fired(self.conn.read_bell.wait())
+                    .await
+                    .is_none()
+                {
                     return;
                 }
                 resumed = true;
@@ -211,7 +217,13 @@ impl Writer {
     async fn serve(&self) {
         let mut batch: Vec<Bytes> = Vec::new();
         loop {
-            if self.conn.closed.or_fired(self.conn.write_bell.wait()).await.is_none() {
+            if self
+                .conn
+                .closed
+                .or_fired(self.conn.write_bell.wait())
+                .await
+                .is_none()
+            {
                 return;
             }
             loop {
@@ -227,7 +239,12 @@ impl Writer {
                 if taken == 0 {
                     break;
                 }
-                match self.conn.closed.or_fired(write_all(&self.socket, &mut batch)).await {
+                match self
+                    .conn
+                    .closed
+                    .or_fired(write_all(&self.socket, &mut batch))
+                    .await
+                {
                     None => return,
                     Some(Ok(())) => {}
                     Some(Err(err)) => {

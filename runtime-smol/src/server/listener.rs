@@ -21,7 +21,11 @@ const BACKLOG: i32 = 1024;
 
 /// Binds and listens on `addr`. With `reuse_port`, sets `SO_REUSEADDR` and `SO_REUSEPORT` first so
 /// several gateway processes can share the port. Errors say which listener failed and where.
-pub(crate) fn bind(side: Side, addr: SocketAddr, reuse_port: bool) -> io::Result<Async<TcpListener>> {
+pub(crate) fn bind(
+    side: Side,
+    addr: SocketAddr,
+    reuse_port: bool,
+) -> io::Result<Async<TcpListener>> {
     let context = |err: io::Error| {
         io::Error::new(
             err.kind(),

@@ -161,7 +161,11 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    pub(crate) fn new(gateway: Gateway, client_read_buffer: usize, server_read_buffer: usize) -> Self {
+    pub(crate) fn new(
+        gateway: Gateway,
+        client_read_buffer: usize,
+        server_read_buffer: usize,
+    ) -> Self {
         let timer_bell = Doorbell::new();
         let decoder = FrameDecoder::new(gateway.config().max_packet);
         Self {
