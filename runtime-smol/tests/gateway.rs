@@ -7,7 +7,6 @@ mod support;
 
 use fastway_core::gateway::{QueueLimits, Side};
 use fastway_smol::{GatewayHandle, GatewayServer};
-use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
@@ -311,11 +310,7 @@ fn a_client_that_stops_reading_is_dropped_without_harming_another() {
     });
     let mut server = gw.server(7);
     // The slow client has a small receive window so the kernel buffers fill quickly.
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket.connect_timeout(&gw.client.into(), TIMEOUT).unwrap();
-    let mut slow: TcpStream = socket.into();
-    slow.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut slow = connect_small_window(gw.client);
     slow.write_all(&dial(7)).unwrap();
     let slow_conn = u32_at(&read_frame(&mut slow).unwrap(), 9);
     let (mut fast, fast_conn) = gw.dialed_client(7);
@@ -394,4 +389,54 @@ fn runs_under_async_std() {
         gw.stop().unwrap();
         expect_closed(&mut server);
     }
+}
+
+#[test]
+fn a_backed_up_server_pauses_its_senders_and_resumes_them_without_loss() {
+    let gw = Running::start(|config| {
+        config.gateway.server_queue = QueueLimits {
+            max_frames: 1 << 20,
+            max_bytes: 1 << 20,
+        };
+    });
+    let mut server = answer_challenge(connect_small_window(gw.server), b"key", 7);
+    wait_until(|| gw.handle.stats().servers == 1);
+    let (client, conn) = gw.dialed_client(7);
+    assert_eq!(read_frame(&mut server).unwrap(), connect_cmd(conn, 1));
+
+    // 8 MiB in 16 KiB frames, each carrying its sequence number, while the server does not read.
+    const FRAMES: u32 = 512;
+    let flooder = {
+        let mut out = client.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for seq in 0..FRAMES {
+                let mut payload = vec![(seq % 251) as u8; 16 << 10];
+                payload[..4].copy_from_slice(&seq.to_le_bytes());
+                out.write_all(&data(conn, &payload)).unwrap();
+            }
+        })
+    };
+    wait_until(|| {
+        gw.handle
+            .peers()
+            .iter()
+            .any(|p| p.side == Side::Client && p.paused)
+    });
+    // Now drain: every frame arrives once, in order, verbatim.
+    for seq in 0..FRAMES {
+        let frame = read_frame(&mut server).unwrap();
+        let mut payload = vec![(seq % 251) as u8; 16 << 10];
+        payload[..4].copy_from_slice(&seq.to_le_bytes());
+        assert!(frame == data(conn, &payload), "frame {seq} differs");
+    }
+    flooder.join().unwrap();
+    let stats = gw.handle.stats();
+    assert_eq!(
+        (stats.queue_full_drops, stats.clients, stats.servers),
+        (0, 1, 1)
+    );
+    assert_eq!(stats.frames_routed, u64::from(FRAMES));
+    assert!(gw.handle.peers().iter().all(|p| !p.paused));
+    drop(client);
+    gw.stop().unwrap();
 }

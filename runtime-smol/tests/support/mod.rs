@@ -6,6 +6,7 @@
 
 use fastway_core::auth::{CHALLENGE_LEN, Challenge, server_response};
 use fastway_smol::{GatewayHandle, GatewayServer, ServerConfig};
+use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Mutex, OnceLock};
@@ -120,7 +121,24 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
 
 /// Reads the 8-byte challenge and answers it with `key` and `id`.
 pub fn auth_server(addr: SocketAddr, key: &[u8], id: u32) -> TcpStream {
-    let mut stream = connect(addr);
+    answer_challenge(connect(addr), key, id)
+}
+
+/// Connects with a small receive buffer (set before connecting, so the window stays small), to make
+/// a peer that stops reading back up quickly.
+pub fn connect_small_window(addr: SocketAddr) -> TcpStream {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect_timeout(&addr.into(), TIMEOUT).unwrap();
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(TIMEOUT)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+/// Reads the 8-byte challenge on `stream` and answers it with `key` and `id`.
+pub fn answer_challenge(mut stream: TcpStream, key: &[u8], id: u32) -> TcpStream {
     let mut challenge = [0u8; CHALLENGE_LEN];
     stream.read_exact(&mut challenge).expect("challenge");
     stream
