@@ -5,6 +5,7 @@
 //! the socket. Neither decides anything about the protocol.
 
 use super::shared::{Conn, Inner, TaskGuard};
+use super::signal::Task;
 use bytes::{Buf, Bytes, BytesMut};
 use fastway_core::frame::FrameDecoder;
 use fastway_core::gateway::{PeerId, Side};
@@ -93,23 +94,17 @@ impl Reader {
         // A resume came in: the bytes we hold must reach the core before we read more.
         let mut resumed = false;
         loop {
-            if self.conn.closed.is_fired() {
+            if self.conn.signals.is_closed() {
                 return;
             }
             if self.conn.paused.load(Ordering::Acquire) {
-                if self
-                    .conn
-                    .closed
-                    .or_fired(self.conn.read_bell.wait())
-                    .await
-                    .is_none()
-                {
+                if !self.conn.signals.wait(Task::Reader).await {
                     return;
                 }
                 resumed = true;
                 continue;
             }
-            if resumed || self.conn.read_bell.take() {
+            if resumed || self.conn.signals.take(Task::Reader) {
                 resumed = false;
                 if let Some(held) = buf.as_mut().filter(|held| !held.is_empty()) {
                     self.feed(held);
@@ -119,7 +114,12 @@ impl Reader {
                 }
                 continue;
             }
-            match self.conn.closed.or_fired(self.socket.readable()).await {
+            match self
+                .conn
+                .signals
+                .or_closed(Task::Reader, self.socket.readable())
+                .await
+            {
                 None => return,
                 Some(Err(err)) => return self.lost(&err),
                 Some(Ok(())) => {}
@@ -217,13 +217,7 @@ impl Writer {
     async fn serve(&self) {
         let mut batch: Vec<Bytes> = Vec::new();
         loop {
-            if self
-                .conn
-                .closed
-                .or_fired(self.conn.write_bell.wait())
-                .await
-                .is_none()
-            {
+            if !self.conn.signals.wait(Task::Writer).await {
                 return;
             }
             loop {
@@ -239,12 +233,10 @@ impl Writer {
                 if taken == 0 {
                     break;
                 }
-                match self
-                    .conn
-                    .closed
-                    .or_fired(write_all(&self.socket, &mut batch))
-                    .await
-                {
+                // Boxed: the write future is large and exists only while bytes are in flight, so an
+                // idle connection's writer task stays small.
+                let write = Box::pin(write_all(&self.socket, &mut batch));
+                match self.conn.signals.or_closed(Task::Writer, write).await {
                     None => return,
                     Some(Ok(())) => {}
                     Some(Err(err)) => {
@@ -328,6 +320,7 @@ fn advance(batch: &mut [Bytes], next: &mut usize, mut written: usize) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -343,5 +336,42 @@ mod tests {
         assert_eq!(batch[2], Bytes::from_static(b"fg"));
         advance(&mut batch, &mut next, 2);
         assert_eq!(next, 3);
+    }
+
+    /// Idle connections must cost almost nothing (DESIGN.md §5): the two task futures stay small
+    /// because the rarely used write and flush futures are boxed.
+    #[test]
+    fn idle_connection_tasks_stay_small() {
+        let localhost = SocketAddr::from(([127, 0, 0, 1], 0));
+        let inner = Arc::new(Inner::new(
+            fastway_core::gateway::Gateway::new(Default::default()),
+            2048,
+            65536,
+        ));
+        let listener = std::net::TcpListener::bind(localhost).unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let socket = Arc::new(Async::new(stream).unwrap());
+        let conn = Arc::new(Conn::new(localhost, Side::Client));
+        let peer = inner.lock().gateway.accept_client(Instant::now()).unwrap();
+        let reader = Reader {
+            _guard: inner.task_guard(),
+            inner: Arc::clone(&inner),
+            conn: Arc::clone(&conn),
+            peer,
+            socket: Arc::clone(&socket),
+        };
+        let writer = Writer {
+            _guard: inner.task_guard(),
+            inner: Arc::clone(&inner),
+            conn,
+            peer,
+            socket,
+        };
+        let (reader, writer) = (reader.run(), writer.run());
+        let sizes = (
+            std::mem::size_of_val(&reader),
+            std::mem::size_of_val(&writer),
+        );
+        assert!(sizes.0 + sizes.1 <= 768, "task futures grew: {sizes:?}");
     }
 }

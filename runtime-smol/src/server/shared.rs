@@ -5,7 +5,7 @@
 //! a syscall or an `.await`. Every core call is followed by [`Shared::dispatch`] under the same lock, so
 //! an action is never seen by one task and acted on by another.
 
-use super::signal::{Doorbell, Latch};
+use super::signal::{ConnSignals, Doorbell, Latch, Task};
 use bytes::Bytes;
 use fastway_core::frame::FrameDecoder;
 use fastway_core::gateway::{Action, CloseReason, Gateway, PeerId, Side};
@@ -25,12 +25,10 @@ pub(crate) struct Conn {
     pub(crate) side: Side,
     /// Backpressure: the reader must not read (nor feed the core) while set.
     pub(crate) paused: AtomicBool,
-    /// Rung on [`Action::Transmit`]: the writer should drain the core's queue.
-    pub(crate) write_bell: Doorbell,
-    /// Rung on [`Action::ResumeReading`]: the reader should feed what it holds, then read on.
-    pub(crate) read_bell: Doorbell,
-    /// Fired on [`Action::Close`]: both tasks stop; the writer flushes and shuts the socket.
-    pub(crate) closed: Latch,
+    /// The writer's bell is rung on [`Action::Transmit`] (drain the core's queue), the reader's on
+    /// [`Action::ResumeReading`] (feed what it holds, then read on); closed on [`Action::Close`]: both
+    /// tasks stop, the writer flushes and shuts the socket.
+    pub(crate) signals: ConnSignals,
     /// The last bytes owed to the peer (graceful shutdown only), handed over with the close.
     flush: Mutex<Vec<Bytes>>,
 }
@@ -41,9 +39,7 @@ impl Conn {
             addr,
             side,
             paused: AtomicBool::new(false),
-            write_bell: Doorbell::new(),
-            read_bell: Doorbell::new(),
-            closed: Latch::new(),
+            signals: ConnSignals::default(),
             flush: Mutex::new(Vec::new()),
         }
     }
@@ -78,7 +74,7 @@ impl Shared {
             match action {
                 Action::Transmit(peer) => {
                     if let Some(conn) = self.conns.get(&peer) {
-                        conn.write_bell.ring();
+                        conn.signals.ring(Task::Writer);
                     }
                 }
                 Action::PauseReading(peer) => {
@@ -89,7 +85,7 @@ impl Shared {
                 Action::ResumeReading(peer) => {
                     if let Some(conn) = self.conns.get(&peer) {
                         conn.paused.store(false, Ordering::Release);
-                        conn.read_bell.ring();
+                        conn.signals.ring(Task::Reader);
                     }
                 }
                 Action::ServerAuthenticated { peer, server_id } => {
@@ -105,7 +101,7 @@ impl Shared {
                     if let Some(conn) = self.conns.remove(&peer) {
                         log_close(peer, &conn, reason);
                         *conn.flush.lock().unwrap_or_else(PoisonError::into_inner) = flush;
-                        conn.closed.fire();
+                        conn.signals.close();
                     }
                 }
             }
