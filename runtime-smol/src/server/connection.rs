@@ -127,18 +127,16 @@ impl Reader {
             let held = buf.get_or_insert_with(|| BytesMut::with_capacity(buffer_size));
             match read_some(&self.socket, held, self.inner.decoder, buffer_size) {
                 Ok(0) => return self.lost(&io::ErrorKind::UnexpectedEof.into()),
-                Ok(_) => {
-                    self.feed(held);
-                    if held.is_empty() {
-                        buf = None;
-                    }
-                }
+                Ok(_) => self.feed(held),
                 Err(err)
                     if matches!(
                         err.kind(),
                         io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
                     ) => {}
                 Err(err) => return self.lost(&err),
+            }
+            if buf.as_ref().is_some_and(BytesMut::is_empty) {
+                buf = None;
             }
         }
     }
