@@ -1,0 +1,375 @@
+//! One connection: registration with the core, then a reader task and a writer task.
+//!
+//! The reader feeds bytes to the core and obeys pause/resume; the writer drains the core's queue for
+//! this peer with vectored writes, one syscall per batch, and on close writes the last flush and shuts
+//! the socket. Neither decides anything about the protocol.
+
+use super::shared::{Conn, Inner, TaskGuard};
+use super::signal::Task;
+use bytes::{Buf, Bytes, BytesMut};
+use fastway_core::frame::FrameDecoder;
+use fastway_core::gateway::{PeerId, Side};
+use getrandom::SysRng;
+use log::{debug, warn};
+use rand_core::UnwrapErr;
+use smol::{Async, Executor, Timer};
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// Most slices handed to one `writev`.
+const MAX_IOV: usize = 64;
+/// How long a closing connection may take to write its last bytes (graceful shutdown).
+pub(crate) const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Registers a freshly accepted socket with the core and starts its tasks on `executor`. A client
+/// over the `max_clients` cap is closed at once (the socket is dropped) with a log line.
+pub(crate) fn start(
+    executor: &Executor<'static>,
+    inner: &Arc<Inner>,
+    stream: Async<TcpStream>,
+    addr: SocketAddr,
+    side: Side,
+) {
+    let conn = Arc::new(Conn::new(addr, side));
+    let now = Instant::now();
+    let peer = {
+        let mut shared = inner.lock();
+        let peer = match side {
+            Side::Client => match shared.gateway.accept_client(now) {
+                Ok(peer) => peer,
+                Err(err) => {
+                    drop(shared);
+                    warn!("refuse client from {addr}: {err}");
+                    return;
+                }
+            },
+            Side::Server => shared.gateway.accept_server(now, &mut UnwrapErr(SysRng)),
+        };
+        shared.register(peer, Arc::clone(&conn));
+        shared.dispatch();
+        peer
+    };
+    debug!("{side} {peer} connected from {addr}");
+    let socket = Arc::new(stream);
+    let reader = Reader {
+        _guard: inner.task_guard(),
+        inner: Arc::clone(inner),
+        conn: Arc::clone(&conn),
+        peer,
+        socket: Arc::clone(&socket),
+    };
+    let writer = Writer {
+        _guard: inner.task_guard(),
+        inner: Arc::clone(inner),
+        conn,
+        peer,
+        socket,
+    };
+    executor.spawn(reader.run()).detach();
+    executor.spawn(writer.run()).detach();
+}
+
+/// The reading half of a connection.
+struct Reader {
+    /// Keeps the task counted until it ends.
+    _guard: TaskGuard,
+    inner: Arc<Inner>,
+    conn: Arc<Conn>,
+    peer: PeerId,
+    socket: Arc<Async<TcpStream>>,
+}
+
+impl Reader {
+    async fn run(self) {
+        let buffer_size = match self.conn.side {
+            Side::Client => self.inner.client_read_buffer,
+            Side::Server => self.inner.server_read_buffer,
+        };
+        // Allocated only once bytes have arrived and released when the core consumed everything,
+        // so an idle connection holds no buffer.
+        let mut buf: Option<BytesMut> = None;
+        // A resume came in: the bytes we hold must reach the core before we read more.
+        let mut resumed = false;
+        loop {
+            if self.conn.signals.is_closed() {
+                return;
+            }
+            if self.conn.paused.load(Ordering::Acquire) {
+                if !self.conn.signals.wait(Task::Reader).await {
+                    return;
+                }
+                resumed = true;
+                continue;
+            }
+            if resumed || self.conn.signals.take(Task::Reader) {
+                resumed = false;
+                if let Some(held) = buf.as_mut().filter(|held| !held.is_empty()) {
+                    self.feed(held);
+                    if held.is_empty() {
+                        buf = None;
+                    }
+                }
+                continue;
+            }
+            match self
+                .conn
+                .signals
+                .or_closed(Task::Reader, self.socket.readable())
+                .await
+            {
+                None => return,
+                Some(Err(err)) => return self.lost(&err),
+                Some(Ok(())) => {}
+            }
+            let held = buf.get_or_insert_with(|| BytesMut::with_capacity(buffer_size));
+            match read_some(&self.socket, held, self.inner.decoder, buffer_size) {
+                Ok(0) => return self.lost(&io::ErrorKind::UnexpectedEof.into()),
+                Ok(_) => self.feed(held),
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(err) => return self.lost(&err),
+            }
+            if buf.as_ref().is_some_and(BytesMut::is_empty) {
+                buf = None;
+            }
+        }
+    }
+
+    /// Hands the buffered bytes to the core, which consumes every whole frame from the front.
+    fn feed(&self, buf: &mut BytesMut) {
+        let now = Instant::now();
+        let mut shared = self.inner.lock();
+        shared.gateway.handle_input(self.peer, buf, now);
+        shared.dispatch();
+    }
+
+    /// The socket reached EOF or failed: tell the core, which emits the Close that stops the writer.
+    fn lost(&self, err: &io::Error) {
+        debug!(
+            "{} {} from {}: read ended: {err}",
+            self.conn.side, self.peer, self.conn.addr
+        );
+        let now = Instant::now();
+        let mut shared = self.inner.lock();
+        shared.gateway.handle_closed(self.peer, now);
+        shared.dispatch();
+    }
+}
+
+/// One non-blocking read appended to `buf`. Makes room first: the whole rest of a large frame whose
+/// length is known (so it arrives in few reads), otherwise another `buffer_size` when less than a
+/// quarter of that is free. `reserve` reuses the allocation when the frames split off earlier are gone.
+fn read_some(
+    socket: &Async<TcpStream>,
+    buf: &mut BytesMut,
+    decoder: FrameDecoder,
+    buffer_size: usize,
+) -> io::Result<usize> {
+    let missing = decoder
+        .frame_len_hint(buf)
+        .map_or(0, |total| total.saturating_sub(buf.len()));
+    let spare = buf.capacity() - buf.len();
+    if spare < missing || spare < (buffer_size / 4).max(1) {
+        buf.reserve(missing.max(buffer_size));
+    }
+    let start = buf.len();
+    let window = (buf.capacity() - start).min(missing.max(buffer_size));
+    // Safe code cannot read into uninitialised capacity, so the window is zeroed first; it is bounded
+    // by the buffer size (or the rest of one large frame).
+    buf.resize(start + window, 0);
+    let mut stream = socket.get_ref();
+    let result = stream.read(&mut buf[start..]);
+    buf.truncate(start + *result.as_ref().unwrap_or(&0));
+    result
+}
+
+/// The writing half of a connection.
+struct Writer {
+    /// Keeps the task counted until it ends.
+    _guard: TaskGuard,
+    inner: Arc<Inner>,
+    conn: Arc<Conn>,
+    peer: PeerId,
+    socket: Arc<Async<TcpStream>>,
+}
+
+impl Writer {
+    async fn run(self) {
+        self.serve().await;
+        // Closed by the core: write what it still owed (graceful shutdown only), then shut the socket
+        // so the peer sees EOF even while the reader still holds it.
+        let flush = self.conn.take_flush();
+        if !flush.is_empty() {
+            Box::pin(flush_before_close(&self.socket, flush)).await;
+        }
+        let _ = self.socket.get_ref().shutdown(Shutdown::Both);
+    }
+
+    /// Drains the core's queue for this peer on every wake-up until the connection is closed.
+    async fn serve(&self) {
+        let mut batch: Vec<Bytes> = Vec::new();
+        loop {
+            if !self.conn.signals.wait(Task::Writer).await {
+                return;
+            }
+            loop {
+                batch.clear();
+                let taken = {
+                    let now = Instant::now();
+                    let mut shared = self.inner.lock();
+                    let taken = shared.gateway.poll_transmit(self.peer, now, &mut batch);
+                    // Taking bytes may release clients paused on this server.
+                    shared.dispatch();
+                    taken
+                };
+                if taken == 0 {
+                    break;
+                }
+                // Boxed: the write future is large and exists only while bytes are in flight, so an
+                // idle connection's writer task stays small.
+                let write = Box::pin(write_all(&self.socket, &mut batch));
+                match self.conn.signals.or_closed(Task::Writer, write).await {
+                    None => return,
+                    Some(Ok(())) => {}
+                    Some(Err(err)) => {
+                        debug!(
+                            "{} {} from {}: write failed: {err}",
+                            self.conn.side, self.peer, self.conn.addr
+                        );
+                        let now = Instant::now();
+                        let mut shared = self.inner.lock();
+                        shared.gateway.handle_closed(self.peer, now);
+                        shared.dispatch();
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes the last bytes of a closing connection, giving up after [`FLUSH_TIMEOUT`].
+async fn flush_before_close(socket: &Async<TcpStream>, mut flush: Vec<Bytes>) {
+    let written = smol::future::or(write_all(socket, &mut flush), async {
+        Timer::after(FLUSH_TIMEOUT).await;
+        Err(io::ErrorKind::TimedOut.into())
+    })
+    .await;
+    if let Err(err) = written {
+        debug!("final flush failed: {err}");
+    }
+}
+
+/// Writes every byte of `batch` with vectored writes (at most [`MAX_IOV`] slices per call), handling
+/// partial writes. Leaves `batch` empty on success.
+pub(crate) async fn write_all(socket: &Async<TcpStream>, batch: &mut Vec<Bytes>) -> io::Result<()> {
+    let mut next = 0;
+    loop {
+        while batch.get(next).is_some_and(Bytes::is_empty) {
+            next += 1;
+        }
+        let Some(pending) = batch.get(next..).filter(|rest| !rest.is_empty()) else {
+            break;
+        };
+        let written = socket
+            .write_with(|stream| {
+                let mut slices = [IoSlice::new(&[]); MAX_IOV];
+                let count = pending.len().min(MAX_IOV);
+                for (slot, bytes) in slices.iter_mut().zip(pending) {
+                    *slot = IoSlice::new(bytes);
+                }
+                let mut stream = stream;
+                stream.write_vectored(&slices[..count])
+            })
+            .await?;
+        if written == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "socket accepted no bytes",
+            ));
+        }
+        advance(batch, &mut next, written);
+    }
+    batch.clear();
+    Ok(())
+}
+
+/// Marks `written` bytes from `batch[*next..]` as sent.
+fn advance(batch: &mut [Bytes], next: &mut usize, mut written: usize) {
+    while written > 0 {
+        let Some(front) = batch.get_mut(*next) else {
+            return;
+        };
+        if written >= front.len() {
+            written -= front.len();
+            *next += 1;
+        } else {
+            front.advance(written);
+            written = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn advance_skips_whole_slices_and_trims_a_partial_one() {
+        let mut batch = vec![
+            Bytes::from_static(b"abc"),
+            Bytes::from_static(b""),
+            Bytes::from_static(b"defg"),
+        ];
+        let mut next = 0;
+        advance(&mut batch, &mut next, 5);
+        assert_eq!(next, 2);
+        assert_eq!(batch[2], Bytes::from_static(b"fg"));
+        advance(&mut batch, &mut next, 2);
+        assert_eq!(next, 3);
+    }
+
+    /// Idle connections must cost almost nothing (DESIGN.md §5): the two task futures stay small
+    /// because the rarely used write and flush futures are boxed.
+    #[test]
+    fn idle_connection_tasks_stay_small() {
+        let localhost = SocketAddr::from(([127, 0, 0, 1], 0));
+        let inner = Arc::new(Inner::new(
+            fastway_core::gateway::Gateway::new(Default::default()),
+            2048,
+            65536,
+        ));
+        let listener = std::net::TcpListener::bind(localhost).unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let socket = Arc::new(Async::new(stream).unwrap());
+        let conn = Arc::new(Conn::new(localhost, Side::Client));
+        let peer = inner.lock().gateway.accept_client(Instant::now()).unwrap();
+        let reader = Reader {
+            _guard: inner.task_guard(),
+            inner: Arc::clone(&inner),
+            conn: Arc::clone(&conn),
+            peer,
+            socket: Arc::clone(&socket),
+        };
+        let writer = Writer {
+            _guard: inner.task_guard(),
+            inner: Arc::clone(&inner),
+            conn,
+            peer,
+            socket,
+        };
+        let (reader, writer) = (reader.run(), writer.run());
+        let sizes = (
+            std::mem::size_of_val(&reader),
+            std::mem::size_of_val(&writer),
+        );
+        assert!(sizes.0 + sizes.1 <= 768, "task futures grew: {sizes:?}");
+    }
+}

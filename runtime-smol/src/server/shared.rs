@@ -1,0 +1,230 @@
+//! The state every task shares: the core behind one lock, the connection handles, and the dispatch of
+//! the core's actions.
+//!
+//! Rule: the lock is held for core work and for flipping flags or ringing doorbells only, never across
+//! a syscall or an `.await`. Every core call is followed by [`Shared::dispatch`] under the same lock, so
+//! an action is never seen by one task and acted on by another.
+
+use super::signal::{ConnSignals, Doorbell, Latch, Task};
+use bytes::Bytes;
+use fastway_core::frame::FrameDecoder;
+use fastway_core::gateway::{Action, CloseReason, Gateway, PeerId, Side};
+use log::{info, warn};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+/// What the rest of the gateway knows about one connection's tasks, and how to reach them.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    /// The remote address, for logs.
+    pub(crate) addr: SocketAddr,
+    /// Which port it came in on.
+    pub(crate) side: Side,
+    /// Backpressure: the reader must not read (nor feed the core) while set.
+    pub(crate) paused: AtomicBool,
+    /// The writer's bell is rung on [`Action::Transmit`] (drain the core's queue), the reader's on
+    /// [`Action::ResumeReading`] (feed what it holds, then read on); closed on [`Action::Close`]: both
+    /// tasks stop, the writer flushes and shuts the socket.
+    pub(crate) signals: ConnSignals,
+    /// The last bytes owed to the peer (graceful shutdown only), handed over with the close.
+    flush: Mutex<Vec<Bytes>>,
+}
+
+impl Conn {
+    pub(crate) fn new(addr: SocketAddr, side: Side) -> Self {
+        Self {
+            addr,
+            side,
+            paused: AtomicBool::new(false),
+            signals: ConnSignals::default(),
+            flush: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Takes the bytes to write before closing (empty unless the gateway is shutting down).
+    pub(crate) fn take_flush(&self) -> Vec<Bytes> {
+        std::mem::take(&mut *self.flush.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// The core and the connections it knows, guarded together by [`Inner`]'s lock.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The protocol state machine.
+    pub(crate) gateway: Gateway,
+    conns: HashMap<PeerId, Arc<Conn>>,
+    /// The deadline the timer task sleeps until, if any.
+    timer_armed: Option<Instant>,
+    timer_bell: Doorbell,
+}
+
+impl Shared {
+    /// Makes `conn` reachable under `peer`. Call before dispatching the actions of the accept.
+    pub(crate) fn register(&mut self, peer: PeerId, conn: Arc<Conn>) {
+        self.conns.insert(peer, conn);
+    }
+
+    /// Drains every pending action and carries it out, then wakes the timer if the core's next
+    /// deadline is earlier than the one it sleeps until.
+    pub(crate) fn dispatch(&mut self) {
+        while let Some(action) = self.gateway.poll_action() {
+            match action {
+                Action::Transmit(peer) => {
+                    if let Some(conn) = self.conns.get(&peer) {
+                        conn.signals.ring(Task::Writer);
+                    }
+                }
+                Action::PauseReading(peer) => {
+                    if let Some(conn) = self.conns.get(&peer) {
+                        conn.paused.store(true, Ordering::Release);
+                    }
+                }
+                Action::ResumeReading(peer) => {
+                    if let Some(conn) = self.conns.get(&peer) {
+                        conn.paused.store(false, Ordering::Release);
+                        conn.signals.ring(Task::Reader);
+                    }
+                }
+                Action::ServerAuthenticated { peer, server_id } => {
+                    if let Some(conn) = self.conns.get(&peer) {
+                        info!("accept server {server_id} from {}", conn.addr);
+                    }
+                }
+                Action::Close {
+                    peer,
+                    reason,
+                    flush,
+                } => {
+                    if let Some(conn) = self.conns.remove(&peer) {
+                        log_close(peer, &conn, reason);
+                        *conn.flush.lock().unwrap_or_else(PoisonError::into_inner) = flush;
+                        conn.signals.close();
+                    }
+                }
+            }
+        }
+        if let Some(next) = self.gateway.poll_timeout() {
+            if self.timer_armed.is_none_or(|armed| next < armed) {
+                self.timer_armed = Some(next);
+                self.timer_bell.ring();
+            }
+        }
+    }
+
+    /// Records that the timer task now sleeps until the core's next deadline, and returns it.
+    pub(crate) fn arm_timer(&mut self) -> Option<Instant> {
+        self.timer_armed = self.gateway.poll_timeout();
+        self.timer_armed
+    }
+}
+
+/// One log line per closed connection: `info` when it left or the gateway stops, `warn` when the
+/// gateway dropped it (protocol violation, timeout, slow reader, failed auth).
+fn log_close(peer: PeerId, conn: &Conn, reason: CloseReason) {
+    let (side, addr) = (conn.side, conn.addr);
+    match reason {
+        // The original's text, kept so existing log scrapers still match (PROTOCOL.md §5).
+        CloseReason::Auth(err) => warn!("error happends when accept server from {addr}: {err}"),
+        CloseReason::Disconnected | CloseReason::Shutdown => {
+            info!("{side} {peer} from {addr} closed: {reason}");
+        }
+        _ => warn!("drop {side} {peer} from {addr}: {reason}"),
+    }
+}
+
+/// Everything the gateway's tasks share; one per [`GatewayServer`](super::GatewayServer), kept alive by
+/// its handles.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    shared: Mutex<Shared>,
+    /// Fired by [`GatewayHandle::shutdown`](super::GatewayHandle::shutdown).
+    pub(crate) shutdown: Latch,
+    /// Rung when the core's next deadline moved earlier.
+    pub(crate) timer_bell: Doorbell,
+    /// Connection tasks still running, so shutdown can wait for their last flush.
+    live_tasks: AtomicUsize,
+    /// Rung when `live_tasks` drops to zero.
+    tasks_done: Doorbell,
+    /// Initial read-buffer capacity of a client connection.
+    pub(crate) client_read_buffer: usize,
+    /// Initial read-buffer capacity of a server connection.
+    pub(crate) server_read_buffer: usize,
+    /// Used only to size the read buffer for a large frame; the core does the decoding.
+    pub(crate) decoder: FrameDecoder,
+}
+
+impl Inner {
+    pub(crate) fn new(
+        gateway: Gateway,
+        client_read_buffer: usize,
+        server_read_buffer: usize,
+    ) -> Self {
+        let timer_bell = Doorbell::new();
+        let decoder = FrameDecoder::new(gateway.config().max_packet);
+        Self {
+            shared: Mutex::new(Shared {
+                gateway,
+                conns: HashMap::new(),
+                timer_armed: None,
+                timer_bell: timer_bell.clone(),
+            }),
+            shutdown: Latch::new(),
+            timer_bell,
+            live_tasks: AtomicUsize::new(0),
+            tasks_done: Doorbell::new(),
+            client_read_buffer,
+            server_read_buffer,
+            decoder,
+        }
+    }
+
+    /// Locks the shared state. A panic elsewhere while holding it cannot leave the core half-updated in
+    /// a way that matters more than stopping would, so poisoning is ignored.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts a connection task as running until the returned guard is dropped.
+    pub(crate) fn task_guard(self: &Arc<Self>) -> TaskGuard {
+        self.live_tasks.fetch_add(1, Ordering::AcqRel);
+        TaskGuard(Arc::clone(self))
+    }
+
+    /// Waits until no connection task is left or `deadline` passes. Returns whether all finished.
+    pub(crate) async fn wait_tasks(&self, deadline: Instant) -> bool {
+        loop {
+            if self.live_tasks.load(Ordering::Acquire) == 0 {
+                return true;
+            }
+            let timed_out = smol::future::or(
+                async {
+                    self.tasks_done.wait().await;
+                    false
+                },
+                async {
+                    smol::Timer::at(deadline).await;
+                    true
+                },
+            )
+            .await;
+            if timed_out {
+                return self.live_tasks.load(Ordering::Acquire) == 0;
+            }
+        }
+    }
+}
+
+/// Held by each connection task; dropping it (the task ended or was cancelled) updates the count.
+#[derive(Debug)]
+pub(crate) struct TaskGuard(Arc<Inner>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        if self.0.live_tasks.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.tasks_done.ring();
+        }
+    }
+}
