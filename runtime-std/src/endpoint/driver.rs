@@ -129,7 +129,7 @@ impl Shared {
             accept_cv: Condvar::new(),
             closed_cv: Condvar::new(),
             socket: stream,
-            recv_queue: options.recv_queue,
+            recv_queue: options.recv_queue.max(1),
             dial_timeout: options.dial_timeout,
             max_payload,
             local_addr,
@@ -376,22 +376,19 @@ impl Shared {
         if !buf.is_empty() && !self.feed(&mut buf) {
             return;
         }
+        // The kernel writes into `scratch`; only what arrived is copied into `buf`, whose frozen views
+        // become the messages (and whose memory `BytesMut` reuses once they are dropped). Reading
+        // straight into `buf` would need zero-filling its spare room before every read.
+        let mut scratch = vec![0u8; READ_CHUNK];
         loop {
-            if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-                buf.reserve(READ_CHUNK);
-            }
-            let start = buf.len();
-            let room = (buf.capacity() - start).min(READ_CHUNK);
-            buf.resize(start + room, 0);
-            let read = stream.read(&mut buf[start..]);
-            match read {
+            match stream.read(&mut scratch) {
                 Ok(n) if n > 0 => {
-                    buf.truncate(start + n);
+                    buf.extend_from_slice(&scratch[..n]);
                     if !self.feed(&mut buf) {
                         return;
                     }
                 }
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => buf.truncate(start),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 other => {
                     if let Err(error) = other {
                         log::debug!("fastway endpoint: read failed: {error}");

@@ -43,7 +43,7 @@ pub struct EndpointOptions {
     /// How many received messages one vconn may hold before the application reads them. When a
     /// message arrives with the queue full, that vconn is closed (as in the original) and `recv`
     /// reports [`RecvError::Overflow`] after the queued messages: a stuck reader must not make the
-    /// endpoint buffer without bound. Default 4096.
+    /// endpoint buffer without bound. 0 is taken as 1. Default 4096.
     pub recv_queue: usize,
     /// How long the TCP connect may take, per resolved address; `None` uses the OS's timeout.
     /// Default 10 s.
