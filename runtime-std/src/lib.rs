@@ -1,15 +1,19 @@
-//! fastway over blocking `std` threads.
+//! fastway over blocking `std` threads: the gateway server and the endpoint library.
 //!
-//! This crate drives the sans-IO [`fastway_core`] gateway with plain `std::net` sockets and OS threads:
-//! one accept thread per listener, one reader and one writer thread per connection (small stacks, so
-//! thousands of connections stay cheap), and one timer thread. It makes no protocol decisions: it only
-//! moves bytes, time and closes between the sockets and the core. Pick it for simple deployments that
-//! want no async runtime at all.
-//!
-//! The entry point is [`GatewayServer`]; see its docs for an example.
+//! * [`GatewayServer`] drives the sans-IO [`fastway_core`] gateway with plain `std::net` sockets and OS
+//!   threads: one accept thread per listener, one reader and one writer thread per connection (small
+//!   stacks, so thousands of connections stay cheap), and one timer thread. It makes no protocol
+//!   decisions: it only moves bytes, time and closes between the sockets and the core. Pick it for
+//!   simple deployments that want no async runtime at all.
+//! * [`Endpoint`] is what a game client or game server embeds: connect to the gateway, dial or accept
+//!   virtual connections, send and receive messages on them, with blocking calls.
 
+pub mod endpoint;
 mod server;
 
+pub use endpoint::{
+    ConnectError, DialError, Endpoint, EndpointOptions, RecvError, SendError, VConn, VConnSender,
+};
 pub use server::{GatewayHandle, GatewayServer, ServerConfig};
 
 /// The core's types that appear in this crate's API, re-exported so users need not depend on
