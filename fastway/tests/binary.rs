@@ -65,7 +65,12 @@ impl Gateway {
                 }
             }
         });
-        Gateway { child, lines, log: Vec::new(), dir }
+        Gateway {
+            child,
+            lines,
+            log: Vec::new(),
+            dir,
+        }
     }
 
     /// Waits for a log line containing `needle` and returns it.
@@ -84,7 +89,10 @@ impl Gateway {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
-                    panic!("no log line with {needle:?}; log so far:\n{}", self.log.join("\n"))
+                    panic!(
+                        "no log line with {needle:?}; log so far:\n{}",
+                        self.log.join("\n")
+                    )
                 }
             }
         }
@@ -165,7 +173,11 @@ fn original_flag_spelling_serves_and_sigterm_exits_0_removing_the_pid_file() {
     let client_addr = gw.bound("client");
     let server_addr = gw.bound("server");
     let pid = gw.wait_pid_file("fastway.pid");
-    assert_eq!(pid, gw.child.id().to_string(), "pid file holds the decimal pid, no newline");
+    assert_eq!(
+        pid,
+        gw.child.id().to_string(),
+        "pid file holds the decimal pid, no newline"
+    );
 
     let mut server = Raw::server(server_addr, 7, "k");
     gw.wait_for("accept server 7 from");
@@ -257,13 +269,26 @@ fn rust_log_overrides_the_log_level_flag() {
     while let Ok(line) = gw.lines.recv_timeout(Duration::from_millis(200)) {
         gw.log.push(line);
     }
-    assert!(!gw.log.iter().any(|l| l.contains("settings:")), "{:?}", gw.log);
-    assert!(!gw.log.iter().any(|l| l.contains("setup client listener")), "{:?}", gw.log);
+    assert!(
+        !gw.log.iter().any(|l| l.contains("settings:")),
+        "{:?}",
+        gw.log
+    );
+    assert!(
+        !gw.log.iter().any(|l| l.contains("setup client listener")),
+        "{:?}",
+        gw.log
+    );
 }
 
 #[test]
 fn unwritable_pid_file_exits_1() {
-    let args = [LOOPBACK[0], LOOPBACK[1], "--pid-file", "missing-dir/fastway.pid"];
+    let args = [
+        LOOPBACK[0],
+        LOOPBACK[1],
+        "--pid-file",
+        "missing-dir/fastway.pid",
+    ];
     let mut gw = Gateway::spawn("nopid", &args, None);
     assert_eq!(gw.wait_exit().code(), Some(1));
     gw.wait_for("cannot write pid file");

@@ -7,7 +7,8 @@ use std::time::Duration;
 /// How much one connection's outbound queue may hold before the core acts (PROTOCOL.md §6.10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueLimits {
-    /// Most frames queued and not yet handed to the writer (`*SendChanSize`).
+    /// Most frames queued behind a batch the writer is still writing (`*SendChanSize`). A burst routed
+    /// while the writer is idle is bounded by `max_bytes` only: it leaves in one write anyway.
     pub max_frames: usize,
     /// Most bytes queued or being written.
     pub max_bytes: usize,

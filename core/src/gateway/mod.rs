@@ -20,7 +20,8 @@
 //! * client and vconn id counters skip 0 and ids still live when they wrap;
 //! * duplicate server ids: the newest connection takes new dials, older ones keep their vconns, and
 //!   when the newest leaves the id falls back to the most recent one still connected;
-//! * a client whose outbound queue overflows is dropped; a server whose queue passes its high-water mark
+//! * a client whose outbound queue overflows is dropped (the frame bound, `*SendChanSize`, counts
+//!   frames queued while the writer is still busy with an earlier batch; the byte bound always applies); a server whose queue passes its high-water mark
 //!   makes the gateway stop reading the clients that send to it (backpressure) until it drains, and is
 //!   dropped only if it overflows anyway or accepts no bytes for its idle timeout;
 //! * the idle timeout is reset by each complete inbound frame, per side, and suspended while a peer's
@@ -592,9 +593,11 @@ impl Gateway {
             Side::Client => self.config.client_queue,
             Side::Server => self.config.server_queue,
         };
-        if peer.outbox.frames() > limits.max_frames
-            || peer.outbox.pending_bytes() > limits.max_bytes
-        {
+        // The frame bound counts frames piling up behind a batch the writer is still writing: a
+        // burst routed while the writer is idle goes out in its next batch whatever its size, so only
+        // the byte bound applies to it.
+        let frames_over = peer.outbox.writer_busy() && peer.outbox.frames() > limits.max_frames;
+        if frames_over || peer.outbox.pending_bytes() > limits.max_bytes {
             self.overflowed.push((to, CloseReason::QueueFull));
         }
         if stall_starts {

@@ -83,6 +83,11 @@ impl Outbox {
         self.frames
     }
 
+    /// True while the writer is still writing the batch it took last.
+    pub(crate) fn writer_busy(&self) -> bool {
+        self.in_flight_bytes > 0
+    }
+
     /// Bytes queued plus bytes being written.
     pub(crate) fn pending_bytes(&self) -> usize {
         self.queued_bytes + self.in_flight_bytes

@@ -856,13 +856,35 @@ fn s6_10_a_client_whose_queue_overflows_is_dropped_and_the_sender_is_not_harmed(
     let conn = h.dial(slow, 7);
     h.take(server);
     h.take(slow);
-    for _ in 0..5 {
+    // The writer takes a batch and never comes back (the socket does not drain).
+    h.send_data(server, conn, b"first");
+    let mut stuck = Vec::new();
+    h.gw.poll_transmit(slow, h.now, &mut stuck);
+    for _ in 0..4 {
         h.send_data(server, conn, b"flood");
     }
+    assert!(h.closed.is_empty(), "4 frames behind a busy writer fit");
+    h.send_data(server, conn, b"flood");
     assert_eq!(h.close_reason(slow), Some(CloseReason::QueueFull));
     assert_eq!(h.close_reason(server), None);
     assert_eq!(h.take(server), close(conn));
     assert_eq!(h.gw.stats().queue_full_drops, 1);
+}
+
+#[test]
+fn s6_10_a_burst_to_an_idle_writer_is_bounded_by_bytes_not_frames() {
+    let mut h = Harness::new(small_queues());
+    let server = h.server(7);
+    let client = h.client();
+    let conn = h.dial(client, 7);
+    h.take(client);
+    let mut burst = BytesMut::new();
+    for _ in 0..100 {
+        encode_data(conn, b"x", &mut burst);
+    }
+    h.send(server, &burst);
+    assert!(h.closed.is_empty());
+    assert_eq!(h.take(client).len(), 100 * 9);
 }
 
 #[test]
@@ -969,17 +991,25 @@ fn s6_10_a_server_that_accepts_no_bytes_for_its_idle_timeout_is_dropped_and_rele
 fn s6_10_server_hard_queue_limit_still_applies() {
     let mut h = Harness::new(small_queues());
     let server = h.server(7);
-    let mut conns = Vec::new();
-    let mut clients = Vec::new();
-    for _ in 0..9 {
+    let first = h.client();
+    h.dial(first, 7);
+    let mut stuck = Vec::new();
+    h.gw.poll_transmit(server, h.now, &mut stuck); // the writer is busy for good
+    for _ in 0..8 {
         let client = h.client();
-        conns.push(h.dial(client, 7));
-        clients.push(client);
+        h.dial(client, 7);
     }
     assert_eq!(
         h.close_reason(server),
+        None,
+        "8 frames behind a busy writer fit"
+    );
+    let last = h.client();
+    h.dial(last, 7);
+    assert_eq!(
+        h.close_reason(server),
         Some(CloseReason::QueueFull),
-        "9 Connects overflow 8"
+        "the 9th overflows"
     );
 }
 
