@@ -101,9 +101,12 @@ async fn handshake(socket: &Async<TcpStream>, core: &mut Core) -> Result<(), Con
         }
         Ok(())
     };
-    smol::future::or(async { exchange.await.map_err(ConnectError::Handshake) }, async {
-        Timer::at(deadline).await;
-        Err(ConnectError::HandshakeTimeout)
-    })
+    smol::future::or(
+        async { exchange.await.map_err(ConnectError::Handshake) },
+        async {
+            Timer::at(deadline).await;
+            Err(ConnectError::HandshakeTimeout)
+        },
+    )
     .await
 }

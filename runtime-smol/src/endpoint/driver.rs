@@ -63,6 +63,8 @@ pub(crate) struct State {
     send_waiters: Vec<Sender<()>>,
     /// The deadline the timer task sleeps until, so others know when to re-arm it.
     timer_armed: Option<Instant>,
+    /// Dropped when the link ends: lets the writer stop waiting on a socket that takes no bytes.
+    link_closed_tx: Option<Sender<()>>,
     /// Dropped when the socket is closed: wakes every [`Shared::closed`] waiter.
     closed_tx: Option<Sender<()>>,
 }
@@ -78,6 +80,7 @@ pub(crate) struct Shared {
     timer_wake: Sender<()>,
     accept_tx: Sender<VConnParts>,
     pub(crate) accept_rx: Receiver<VConnParts>,
+    link_closed_rx: Receiver<()>,
     closed_rx: Receiver<()>,
 }
 
@@ -100,6 +103,7 @@ impl Shared {
         let (timer_wake, timer_rx) = channel::bounded(1);
         let (accept_tx, accept_rx) = channel::unbounded();
         let (closed_tx, closed_rx) = channel::bounded(1);
+        let (link_closed_tx, link_closed_rx) = channel::bounded(1);
         let shared = Arc::new(Self {
             state: Mutex::new(State {
                 core,
@@ -107,6 +111,7 @@ impl Shared {
                 dials: HashMap::new(),
                 send_waiters: Vec::new(),
                 timer_armed: None,
+                link_closed_tx: Some(link_closed_tx),
                 closed_tx: Some(closed_tx),
             }),
             socket: Arc::new(socket),
@@ -117,6 +122,7 @@ impl Shared {
             timer_wake,
             accept_tx,
             accept_rx,
+            link_closed_rx,
             closed_rx,
         });
         let wakes = Wakes {
@@ -139,7 +145,9 @@ impl Shared {
     /// Locks the state. A panic in another holder cannot leave the core half-updated in a way that
     /// matters more than losing the link, so a poisoned lock is used as it is.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub(crate) fn wake_writer(&self) {
@@ -225,7 +233,10 @@ impl Shared {
     /// Resolves once the link has ended and the socket is closed, with the first reason.
     pub(crate) async fn closed(&self) -> LinkError {
         let _ = self.closed_rx.recv().await;
-        self.lock().core.close_reason().unwrap_or(LinkError::SocketClosed)
+        self.lock()
+            .core
+            .close_reason()
+            .unwrap_or(LinkError::SocketClosed)
     }
 
     /// Acts on every event the core has queued. Runs under the lock; only non-blocking channel
@@ -297,7 +308,9 @@ impl Shared {
                 Event::LinkClosed { reason } => {
                     match reason {
                         LinkError::Shutdown => log::debug!("fastway endpoint: link shut down"),
-                        reason => log::warn!("fastway endpoint: link to the gateway ended: {reason}"),
+                        reason => {
+                            log::warn!("fastway endpoint: link to the gateway ended: {reason}")
+                        }
                     }
                     for (_, slot) in state.slots.drain() {
                         let _ = slot.end.set(RecvError::Link(reason));
@@ -306,7 +319,10 @@ impl Shared {
                         let _ = tx.try_send(Err(DialError::Closed(reason)));
                     }
                     state.send_waiters.clear();
+                    state.link_closed_tx = None;
+                    // Vconns nobody accepted yet are dead: accept() fails rather than hand them out.
                     self.accept_tx.close();
+                    while self.accept_rx.try_recv().is_ok() {}
                 }
             }
         }
@@ -384,7 +400,6 @@ async fn reader(shared: Arc<Shared>, mut buf: BytesMut) {
 async fn writer(shared: Arc<Shared>, wake: Receiver<()>) {
     let socket = shared.socket.clone();
     let mut batch: Vec<Bytes> = Vec::new();
-    let mut flush_deadline: Option<Instant> = None;
     loop {
         let closed = {
             let mut state = shared.lock();
@@ -394,20 +409,15 @@ async fn writer(shared: Arc<Shared>, wake: Receiver<()>) {
             state.send_waiters.clear();
             state.core.is_closed()
         };
-        if closed && flush_deadline.is_none() {
-            flush_deadline = Some(Instant::now() + CLOSE_FLUSH_TIMEOUT);
-        }
         if !batch.is_empty() {
-            let written = match flush_deadline {
-                None => write_all(&socket, &batch).await,
-                Some(deadline) => {
-                    smol::future::or(write_all(&socket, &batch), async {
-                        Timer::at(deadline).await;
-                        Err(io::ErrorKind::TimedOut.into())
-                    })
-                    .await
-                }
-            };
+            // Once the link has ended, a write gets at most CLOSE_FLUSH_TIMEOUT more: a gateway that
+            // stopped reading must not keep the socket open forever.
+            let written = smol::future::or(write_all(&socket, &batch), async {
+                let _ = shared.link_closed_rx.recv().await;
+                Timer::after(CLOSE_FLUSH_TIMEOUT).await;
+                Err(io::ErrorKind::TimedOut.into())
+            })
+            .await;
             batch.clear();
             if let Err(error) = written {
                 log::debug!("fastway endpoint: write failed: {error}");
@@ -442,9 +452,7 @@ async fn write_all(socket: &Async<TcpStream>, batch: &[Bytes]) -> io::Result<()>
         .collect();
     let mut slices: &mut [IoSlice<'_>] = &mut storage;
     while !slices.is_empty() {
-        let n = socket
-            .write_with(|s| (&*s).write_vectored(slices))
-            .await?;
+        let n = socket.write_with(|s| (&*s).write_vectored(slices)).await?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
