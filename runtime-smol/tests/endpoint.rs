@@ -359,8 +359,18 @@ fn local_close_and_drop_close_the_vconn() {
     run(async {
         let (client, server) = pair(&gw, options()).await;
         let (mut c, mut s) = open(&client, &server).await;
+        s.send("before close").await.unwrap();
+        // Wait until it is queued on our side (the Debug output shows the queue length).
+        within(3.0, async {
+            while format!("{c:?}").contains("queued: 0") {
+                Timer::after(Duration::from_millis(2)).await;
+            }
+        })
+        .await;
         c.close();
         c.close(); // idempotent
+        // What had arrived is still delivered, then end of stream.
+        assert_eq!(c.recv().await.unwrap(), Bytes::from_static(b"before close"));
         assert_eq!(c.recv().await.unwrap_err(), RecvError::Closed);
         assert_eq!(
             c.send("x").await.unwrap_err(),

@@ -96,7 +96,7 @@ impl std::error::Error for DialError {
 }
 
 /// Why [`VConn::recv`](super::VConn::recv) returned no message. Every message that arrived before the
-/// vconn ended has been delivered first (except after a local close, which discards them).
+/// vconn ended has been delivered first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecvError {
     /// The vconn was closed: by the other member (or the gateway), or locally with

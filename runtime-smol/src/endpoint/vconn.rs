@@ -62,14 +62,12 @@ impl VConn {
         }
     }
 
-    /// Closes the vconn: sends Close to the gateway (once; calling again does nothing) and discards
-    /// messages not yet received, as the original library does. Later `recv` calls return
-    /// [`RecvError::Closed`] and sends fail. Also done on drop.
+    /// Closes the vconn: sends Close to the gateway (once; calling again does nothing). Messages that
+    /// had already arrived can still be read; then `recv` returns [`RecvError::Closed`]. Sends fail
+    /// from now on. Also done on drop.
     pub fn close(&self) {
         self.sender.close();
         let _ = self.end.set(RecvError::Closed);
-        self.rx.close();
-        while self.rx.try_recv().is_ok() {}
     }
 
     /// A cloneable send half, so one task can send while another receives. It does not keep the vconn
@@ -157,7 +155,7 @@ impl VConnSender {
     }
 
     /// Closes the vconn (see [`VConn::close`]); the `VConn`'s `recv` then ends with
-    /// [`RecvError::Closed`] once its queued messages are read.
+    /// [`RecvError::Closed`] once the messages already queued are read.
     pub fn close(&self) {
         self.shared.close_vconn(self.conn);
     }
