@@ -1,0 +1,298 @@
+//! The endpoint library game clients and game servers embed to talk to a fastway gateway, over smol.
+//!
+//! An [`Endpoint`] is one TCP link to the gateway (its client port for a game client, its server port
+//! for a game server); a [`VConn`] is one virtual connection multiplexed over it. The protocol rules
+//! live in [`fastway_core::endpoint`]; this module only moves bytes, time and user calls between the
+//! socket and that state machine (see `driver.rs` for how).
+//!
+//! # Executors
+//! The futures returned here run under any executor: `smol::block_on`, `smol::spawn`,
+//! `async_std::task::block_on`, or a hand-rolled one. The link's reader, writer and timer run as tasks
+//! on smol's global executor, which starts its own thread, so they make progress whoever polls the
+//! user's futures.
+//!
+//! # Layout
+//! * `mod.rs`: [`Endpoint`], [`EndpointOptions`];
+//! * `vconn.rs`: [`VConn`], [`VConnSender`];
+//! * `error.rs`: [`ConnectError`], [`DialError`], [`RecvError`];
+//! * `connect.rs`: TCP connect and the game server's auth handshake;
+//! * `driver.rs`: the shared state and the reader/writer/timer tasks.
+
+mod connect;
+mod driver;
+mod error;
+mod vconn;
+
+pub use error::{ConnectError, DialError, RecvError};
+pub use fastway_core::endpoint::{EndpointConfig, LinkError, PingTimeoutPolicy, SendError};
+pub use smol::net::AsyncToSocketAddrs;
+pub use vconn::{VConn, VConnSender};
+
+use driver::Shared;
+use fastway_core::endpoint::Role;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Settings of an [`Endpoint`]: the core's protocol settings plus what the adapter adds around them.
+/// `Default` gives the values documented on each field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointOptions {
+    /// The protocol settings: `max_packet` (must match the gateway's MaxPacket), ping interval,
+    /// ping timeout and what a ping timeout does. Default: the gateway's defaults (512 KiB, ping every
+    /// 10 s, 5 s timeout, close the link on timeout).
+    pub core: EndpointConfig,
+    /// How long [`Endpoint::dial`] waits for the gateway's answer. `None` waits forever (the original
+    /// library's behaviour). Default 10 s.
+    pub dial_timeout: Option<Duration>,
+    /// How many received messages each vconn holds before the application reads them. When a vconn's
+    /// queue is full the next message closes that vconn (as the original library does) and
+    /// [`VConn::recv`] reports [`RecvError::Overflow`] after the queued messages; other vconns are not
+    /// affected. 0 is treated as 1. Default 4096.
+    pub recv_queue: usize,
+    /// How long the TCP connect (address resolution included) may take. `None` leaves it to the OS.
+    /// Default 10 s.
+    pub connect_timeout: Option<Duration>,
+}
+
+impl Default for EndpointOptions {
+    fn default() -> Self {
+        Self {
+            core: EndpointConfig::default(),
+            dial_timeout: Some(Duration::from_secs(10)),
+            recv_queue: 4096,
+            connect_timeout: Some(Duration::from_secs(10)),
+        }
+    }
+}
+
+/// A link to the fastway gateway, and the virtual connections ([`VConn`]) over it.
+///
+/// A game **client** connects to the gateway's client port with [`connect_client`](Self::connect_client)
+/// and [`dial`](Self::dial)s game servers by id. A game **server** connects to the server port with
+/// [`connect_server`](Self::connect_server), proving it knows the gateway's auth key, and
+/// [`accept`](Self::accept)s the vconns clients open to it. Either side can do both.
+///
+/// `Endpoint` is cheap to clone (an `Arc` inside) and `Send + Sync`: share it between tasks. When the
+/// **last clone is dropped the link is closed** (as by [`close`](Self::close)); vconns still held then
+/// fail with [`LinkError::Shutdown`]. A background reader, writer and keepalive timer run on smol's
+/// global executor until the link ends, so the futures here work under any executor.
+///
+/// # Example
+/// ```no_run
+/// use fastway_smol::endpoint::{Endpoint, EndpointOptions};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// smol::block_on(async {
+///     // A game server: authenticate as server 7 and echo every message on every vconn.
+///     let server =
+///         Endpoint::connect_server("127.0.0.1:20000", 7, b"secret", EndpointOptions::default())
+///             .await?;
+///     smol::spawn(async move {
+///         while let Ok(mut vconn) = server.accept().await {
+///             smol::spawn(async move {
+///                 while let Ok(msg) = vconn.recv().await {
+///                     if vconn.send(msg).await.is_err() {
+///                         break;
+///                     }
+///                 }
+///             })
+///             .detach();
+///         }
+///     })
+///     .detach();
+///
+///     // A game client: open a vconn to server 7, send a message, read the echo.
+///     let client = Endpoint::connect_client("127.0.0.1:10000", EndpointOptions::default()).await?;
+///     let mut vconn = client.dial(7).await?;
+///     vconn.send(&b"hello"[..]).await?;
+///     let echo = vconn.recv().await?;
+///     assert_eq!(&echo[..], b"hello");
+///     vconn.close();
+///     client.close();
+///     Ok(())
+/// })
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Endpoint {
+    handle: Arc<Handle>,
+}
+
+/// Counts the user's `Endpoint` clones: its drop (the last clone's) closes the link. The driver tasks
+/// and vconns hold [`Shared`] directly, so they do not keep the link alive.
+struct Handle {
+    shared: Arc<Shared>,
+    dial_timeout: Option<Duration>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.shutdown();
+    }
+}
+
+impl Endpoint {
+    /// Connects to the gateway's **client** port as a game client. There is no handshake: the endpoint
+    /// is ready when this returns. `addr` is anything smol can resolve (`"host:port"`,
+    /// a `SocketAddr`, `("host", port)`).
+    pub async fn connect_client(
+        addr: impl AsyncToSocketAddrs,
+        options: EndpointOptions,
+    ) -> Result<Endpoint, ConnectError> {
+        Self::connect(addr, Role::Client, options).await
+    }
+
+    /// Connects to the gateway's **server** port as game server `server_id`, and completes the auth
+    /// handshake (reads the 8-byte challenge, writes the 20-byte answer) before returning.
+    ///
+    /// The gateway sends no acknowledgement: a wrong `auth_key` is not reported here but shows soon
+    /// after as the link closing ([`closed`](Self::closed) resolves with [`LinkError::SocketClosed`]).
+    pub async fn connect_server(
+        addr: impl AsyncToSocketAddrs,
+        server_id: u32,
+        auth_key: &[u8],
+        options: EndpointOptions,
+    ) -> Result<Endpoint, ConnectError> {
+        let role = Role::Server {
+            id: server_id,
+            auth_key: auth_key.to_vec(),
+        };
+        Self::connect(addr, role, options).await
+    }
+
+    async fn connect(
+        addr: impl AsyncToSocketAddrs,
+        role: Role,
+        options: EndpointOptions,
+    ) -> Result<Endpoint, ConnectError> {
+        options.core.validate()?;
+        let shared = connect::connect(addr, role, &options).await?;
+        Ok(Endpoint {
+            handle: Arc::new(Handle {
+                shared,
+                dial_timeout: options.dial_timeout,
+            }),
+        })
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.handle.shared
+    }
+
+    /// Opens a vconn to `remote`: a server id (from a client), or a client id learned from
+    /// [`VConn::remote_id`] (from a server).
+    ///
+    /// Any number of dials may be in flight at once, from any tasks. Waits at most `dial_timeout`; on
+    /// timeout (or if this future is dropped) the dial is cancelled and a late acceptance is closed.
+    pub async fn dial(&self, remote: u32) -> Result<VConn, DialError> {
+        let shared = self.shared();
+        let (dial, rx) = shared.start_dial(remote)?;
+        let mut guard = DialGuard {
+            shared,
+            dial,
+            rx: &rx,
+            armed: true,
+        };
+        let answer = match self.handle.dial_timeout {
+            None => rx.recv().await.ok(),
+            Some(timeout) => {
+                smol::future::or(async { rx.recv().await.ok() }, async {
+                    smol::Timer::after(timeout).await;
+                    None
+                })
+                .await
+            }
+        };
+        guard.armed = false;
+        let answer = match answer {
+            Some(answer) => answer,
+            // Timed out: cancel, unless the answer raced in (then use it).
+            None if shared.cancel_dial(dial) => return Err(DialError::Timeout),
+            None => rx.try_recv().unwrap_or(Err(DialError::Timeout)),
+        };
+        answer.map(|parts| VConn::new(shared.clone(), parts))
+    }
+
+    /// The next vconn a remote opened to this endpoint (a client dialing this server, or a server
+    /// dialing this client), in arrival order. Incoming vconns wait in an unbounded queue until
+    /// accepted; the gateway's own limits bound how many there can be.
+    ///
+    /// Fails with the link's reason once the link has ended. Cancel-safe.
+    pub async fn accept(&self) -> Result<VConn, LinkError> {
+        let shared = self.shared();
+        match shared.accept_rx.recv().await {
+            Ok(parts) => Ok(VConn::new(shared.clone(), parts)),
+            Err(_) => Err(shared
+                .lock()
+                .core
+                .close_reason()
+                .unwrap_or(LinkError::Shutdown)),
+        }
+    }
+
+    /// Closes the link: Close frames for the open vconns are flushed (best effort, at most 1 s), the
+    /// socket is closed, and every pending dial, accept, send and recv fails with
+    /// [`LinkError::Shutdown`]. Idempotent; returns at once (await [`closed`](Self::closed) to know the
+    /// socket is closed).
+    pub fn close(&self) {
+        self.shared().shutdown();
+    }
+
+    /// Resolves when the link has ended and its socket is closed, with the first reason: a local
+    /// [`close`](Self::close), the gateway closing the socket (e.g. a wrong auth key), a ping timeout,
+    /// or a protocol error.
+    pub async fn closed(&self) -> LinkError {
+        self.shared().closed().await
+    }
+
+    /// Whether the link has ended (see [`closed`](Self::closed) for why).
+    pub fn is_closed(&self) -> bool {
+        self.shared().lock().core.is_closed()
+    }
+
+    /// This side's socket address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared().local_addr
+    }
+
+    /// The gateway's socket address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.shared().peer_addr
+    }
+
+    /// The number of open vconns (accepted but not yet taken by [`accept`](Self::accept) included).
+    pub fn conn_count(&self) -> usize {
+        self.shared().lock().core.conn_count()
+    }
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("local_addr", &self.local_addr())
+            .field("peer_addr", &self.peer_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Cancels a dial whose future is dropped before its answer, and closes a vconn that was opened for
+/// it anyway.
+struct DialGuard<'a> {
+    shared: &'a Arc<Shared>,
+    dial: fastway_core::endpoint::DialId,
+    rx: &'a smol::channel::Receiver<driver::DialAnswer>,
+    armed: bool,
+}
+
+impl Drop for DialGuard<'_> {
+    fn drop(&mut self) {
+        if !self.armed || self.shared.cancel_dial(self.dial) {
+            return;
+        }
+        if let Ok(Ok(parts)) = self.rx.try_recv() {
+            self.shared.close_vconn(parts.conn);
+        }
+    }
+}
