@@ -13,9 +13,7 @@
 
 use super::error::{DialError, RecvError};
 use bytes::{Buf, Bytes, BytesMut};
-use fastway_core::endpoint::{
-    CloseReason, DialId, Endpoint as CoreEndpoint, Event, LinkError,
-};
+use fastway_core::endpoint::{CloseReason, DialId, Endpoint as CoreEndpoint, Event, LinkError};
 use fastway_core::frame::FrameDecoder;
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice};
@@ -69,8 +67,8 @@ pub(crate) struct State {
     pub(crate) link_error: Option<LinkError>,
     /// Server role: the challenge was answered. Client role: always true.
     pub(crate) ready: bool,
-    /// The writer holds a batch it has not finished writing.
-    pub(crate) writer_busy: bool,
+    /// Bytes written to the socket so far.
+    pub(crate) written: u64,
     /// What the timer task sleeps until (`None`: until woken).
     timer_at: Option<Instant>,
 }
@@ -129,7 +127,7 @@ impl Shared {
                 accept: VecDeque::new(),
                 link_error: None,
                 ready,
-                writer_busy: false,
+                written: 0,
                 timer_at: None,
             }),
             recv_queue,
@@ -341,20 +339,20 @@ fn socket_failed(shared: &Shared, what: &str, error: &io::Error) {
 /// Dropping the write half at the end sends FIN.
 async fn writer(shared: Arc<Shared>, write: OwnedWriteHalf) {
     let mut batch: Vec<Bytes> = Vec::new();
-    let mut wrote = false;
+    // Bytes of the batch written last round, not yet counted in `State::written`.
+    let mut wrote = 0;
     loop {
         let closed = {
             let mut st = shared.lock();
-            st.writer_busy = false;
+            st.written += wrote as u64;
             while let Some(bytes) = st.core.poll_transmit() {
                 if !bytes.is_empty() {
                     batch.push(bytes);
                 }
             }
-            st.writer_busy = !batch.is_empty();
             st.link_error
         };
-        if wrote {
+        if wrote > 0 {
             shared.drained.notify_waiters();
         }
         if batch.is_empty() {
@@ -362,18 +360,14 @@ async fn writer(shared: Arc<Shared>, write: OwnedWriteHalf) {
                 return;
             }
             shared.writer.notified().await;
-            wrote = false;
+            wrote = 0;
             continue;
         }
+        wrote = batch.iter().map(Bytes::len).sum();
         if let Err(error) = write_batch(&shared, &write, &mut batch, closed).await {
             socket_failed(&shared, "write", &error);
-            let mut st = shared.lock();
-            st.writer_busy = false;
-            drop(st);
-            shared.drained.notify_waiters();
             return;
         }
-        wrote = true;
     }
 }
 

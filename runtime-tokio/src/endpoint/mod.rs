@@ -28,6 +28,7 @@ pub use fastway_core::endpoint::{EndpointConfig, LinkError, PingTimeoutPolicy};
 pub use vconn::{VConn, VConnSender};
 
 use driver::{DialReply, Shared};
+use fastway_core::auth::RESPONSE_LEN;
 use fastway_core::endpoint::{DialId, Endpoint as CoreEndpoint, EndpointError, Role};
 use std::fmt;
 use std::net::SocketAddr;
@@ -177,11 +178,13 @@ impl Endpoint {
             drained.as_mut().enable();
             {
                 let st = shared.lock();
+                // Checked first: once the answer is out, a closing link is the gateway's verdict on
+                // the key, which the caller learns from `closed`.
+                if st.ready && st.written >= RESPONSE_LEN as u64 {
+                    break;
+                }
                 if let Some(reason) = st.link_error {
                     return Err(ConnectError::Handshake(reason));
-                }
-                if st.ready && st.core.transmit_len() == 0 && !st.writer_busy {
-                    break;
                 }
             }
             drained.await;
