@@ -12,6 +12,8 @@ use fastway_tokio::endpoint::{
     DialError, Endpoint, EndpointConfig, EndpointOptions, LinkError, RecvError, SendError, VConn,
 };
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::time::timeout;
 
@@ -65,7 +67,7 @@ async fn setup(
     .unwrap();
     let control = &gw.control;
     eventually("server auth", || {
-        control.servers.load(std::sync::atomic::Ordering::SeqCst) >= 1
+        control.servers.load(Ordering::SeqCst) >= 1
     })
     .await;
     let client = within(Endpoint::connect_client(gw.client_addr, client_opts))
@@ -438,6 +440,61 @@ async fn concurrent_dials() {
     within(echo).await.unwrap();
 }
 
+async fn send_back_pressure() {
+    // A raw "gateway" that announces one incoming vconn and then never reads again.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
+    let gateway = std::thread::spawn(move || {
+        use std::io::Write;
+        let (mut sock, _) = listener.accept().unwrap();
+        // Connect conn=1 remote=1 (PROTOCOL.md §4).
+        sock.write_all(&[13, 0, 0, 0, 0, 0, 0, 0, 2, 1, 0, 0, 0, 1, 0, 0, 0])
+            .unwrap();
+        let _ = hold_rx.recv_timeout(LIMIT);
+    });
+    let client = within(Endpoint::connect_client(addr, options()))
+        .await
+        .unwrap();
+    let vconn = within(client.accept()).await.unwrap();
+    assert_eq!((vconn.id(), vconn.remote_id()), (1, 1));
+    // Send until the link stops taking data; count what went through.
+    let sent = Arc::new(AtomicUsize::new(0));
+    let sender = vconn.sender();
+    let sending = {
+        let sent = Arc::clone(&sent);
+        tokio::spawn(async move {
+            let chunk = Bytes::from(vec![0u8; 256 * 1024]);
+            loop {
+                if let Err(error) = sender.send(chunk.clone()).await {
+                    return error;
+                }
+                sent.fetch_add(chunk.len(), Ordering::SeqCst);
+            }
+        })
+    };
+    // Wait until no send has completed for 300 ms: `send` is waiting on back-pressure.
+    let mut last = usize::MAX;
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = sent.load(Ordering::SeqCst);
+        if now == last {
+            break;
+        }
+        assert!(now < 256 << 20, "send never waited after {now} bytes");
+        last = now;
+    }
+    assert!(!sending.is_finished());
+    // The waiting send is failed by closing the endpoint.
+    client.close();
+    assert_eq!(
+        within(sending).await.unwrap(),
+        SendError::Link(LinkError::Shutdown)
+    );
+    hold_tx.send(()).unwrap();
+    gateway.join().unwrap();
+}
+
 macro_rules! both_flavours {
     ($($case:ident),* $(,)?) => {
         mod current_thread {
@@ -482,4 +539,5 @@ both_flavours!(
     keepalive_pings_then_ping_timeout,
     recv_queue_overflow_closes_vconn,
     concurrent_dials,
+    send_back_pressure,
 );
