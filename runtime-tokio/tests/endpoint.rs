@@ -9,7 +9,8 @@ mod endpoint_harness;
 use bytes::Bytes;
 use endpoint_harness::{FakeGateway, KEY};
 use fastway_tokio::endpoint::{
-    DialError, Endpoint, EndpointConfig, EndpointOptions, LinkError, RecvError, SendError, VConn,
+    ConnectError, DialError, Endpoint, EndpointConfig, EndpointOptions, LinkError, RecvError,
+    SendError, VConn,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -113,17 +114,14 @@ async fn connect_errors() {
     let err = within(Endpoint::connect_client(addr, options()))
         .await
         .unwrap_err();
-    assert!(matches!(err, fastway_tokio::ConnectError::Io(_)), "{err}");
+    assert!(matches!(err, ConnectError::Io(_)), "{err}");
     // A bad config is reported before connecting.
     let mut bad = options();
     bad.core.max_packet = 4;
     let err = within(Endpoint::connect_client(addr, bad))
         .await
         .unwrap_err();
-    assert!(
-        matches!(err, fastway_tokio::ConnectError::Config(_)),
-        "{err}"
-    );
+    assert!(matches!(err, ConnectError::Config(_)), "{err}");
     // A "gateway" that accepts and closes at once: the server handshake fails.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -132,10 +130,7 @@ async fn connect_errors() {
         .await
         .unwrap_err();
     assert!(
-        matches!(
-            err,
-            fastway_tokio::ConnectError::Handshake(LinkError::SocketClosed)
-        ),
+        matches!(err, ConnectError::Handshake(LinkError::SocketClosed)),
         "{err}"
     );
     closer.join().unwrap();
@@ -495,6 +490,43 @@ async fn send_back_pressure() {
     gateway.join().unwrap();
 }
 
+async fn server_handshake_timeout() {
+    // A "gateway" that accepts but never sends the challenge: the 5 s auth deadline applies.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
+    let gateway = std::thread::spawn(move || {
+        let accepted = listener.accept();
+        let _ = hold_rx.recv_timeout(Duration::from_secs(10));
+        drop(accepted);
+    });
+    let started = tokio::time::Instant::now();
+    let err = timeout(
+        Duration::from_secs(8),
+        Endpoint::connect_server(addr, 1, KEY, options()),
+    )
+    .await
+    .expect("the handshake deadline did not fire")
+    .unwrap_err();
+    assert!(
+        matches!(err, ConnectError::Handshake(LinkError::HandshakeTimeout)),
+        "{err}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(4900));
+    hold_tx.send(()).unwrap();
+    gateway.join().unwrap();
+}
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Endpoint>();
+    send_sync::<fastway_tokio::VConnSender>();
+    send::<VConn>();
+    send_sync::<ConnectError>();
+}
+
 macro_rules! both_flavours {
     ($($case:ident),* $(,)?) => {
         mod current_thread {
@@ -540,4 +572,5 @@ both_flavours!(
     recv_queue_overflow_closes_vconn,
     concurrent_dials,
     send_back_pressure,
+    server_handshake_timeout,
 );
