@@ -1,13 +1,17 @@
-//! fastway over tokio: the gateway server that drives [`fastway_core::gateway::Gateway`] with tokio
-//! sockets, tasks and timers.
+//! fastway over tokio: the gateway server and the endpoint library.
 //!
-//! The adapter makes no protocol decisions. It moves bytes from sockets into the core, time into the
-//! core, and the core's actions (wake a writer, pause or resume a reader, close a connection) back out
-//! to sockets. See [`GatewayServer`] for how to run one.
-//!
-//! The caller builds the tokio runtime (current-thread or multi-thread, any worker count); the server
-//! works on both.
+//! * [`GatewayServer`] drives the sans-IO [`fastway_core`] gateway with tokio sockets, tasks and
+//!   timers. It makes no protocol decisions: it moves bytes from sockets into the core, time into the
+//!   core, and the core's actions (wake a writer, pause or resume a reader, close a connection) back out
+//!   to sockets. The caller builds the tokio runtime (current-thread or multi-thread, any worker
+//!   count); the server works on both.
+//! * [`endpoint`]: the library a game client or game server embeds to talk to a fastway gateway
+//!   ([`Endpoint`], [`VConn`]).
 
+pub mod endpoint;
 pub mod server;
 
+pub use endpoint::{
+    ConnectError, DialError, Endpoint, EndpointOptions, RecvError, SendError, VConn, VConnSender,
+};
 pub use server::{GatewayHandle, GatewayServer, ServerConfig};
