@@ -9,7 +9,8 @@
 //!   state and the reconnect wait timeout. Sockets are represented by [`LinkId`]s.
 //! * Server: a [`SnetListener`] per listening port owns the sessions and the ConnID counter; each
 //!   accepted socket runs a [`ServerHandshake`] against it, which ends in a [`ServerEvent`].
-//! * Client: [`ClientHandshake`] (new connection) and [`ClientReconnect`] (one reconnect attempt).
+//! * Client: [`SnetClient`] (the whole client side: first handshake, stream, reconnect policy), built
+//!   on [`ClientHandshake`] (new connection) and [`ClientReconnect`] (one reconnect attempt).
 //!
 //! Nothing here does IO or reads the clock: time is passed in, randomness too (pass a cryptographically
 //! secure RNG), and bytes to write are pulled.
@@ -90,6 +91,7 @@
 //! ```
 
 mod cipher;
+mod client;
 pub mod dh64;
 mod handshake;
 mod listener;
@@ -100,6 +102,7 @@ mod session;
 mod tests;
 
 pub use cipher::{Key, proof};
+pub use client::{SnetClient, SnetClientError, SocketRequest};
 pub use handshake::{
     ClientConnected, ClientHandshake, ClientReconnect, NEWCONN_REQUEST_LEN, NEWCONN_RESPONSE_LEN,
     PROOF_LEN, RECONN_REQUEST_LEN, RECONN_RESPONSE_LEN, REFUSAL, TYPE_NEWCONN, TYPE_RECONN,
