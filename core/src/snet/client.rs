@@ -494,26 +494,23 @@ mod tests {
                 }
                 self.socket.inbox.extend_from_slice(&to_server);
                 let mut to_client = Vec::new();
-                match self.socket.link {
-                    None => {
-                        let event = self.socket.handshake.handle_input(
-                            &mut self.listener,
-                            &mut self.socket.inbox,
-                            self.now,
-                            &mut self.rng,
-                        );
-                        while let Some(bytes) = self.socket.handshake.poll_transmit() {
-                            to_client.extend_from_slice(&bytes);
-                        }
-                        match event {
-                            Some(ServerEvent::NewSession { conn_id, link })
-                            | Some(ServerEvent::Resumed { conn_id, link }) => {
-                                self.socket.link = Some((conn_id, link));
-                            }
-                            _ => {}
-                        }
+                if self.socket.link.is_none() {
+                    let event = self.socket.handshake.handle_input(
+                        &mut self.listener,
+                        &mut self.socket.inbox,
+                        self.now,
+                        &mut self.rng,
+                    );
+                    while let Some(bytes) = self.socket.handshake.poll_transmit() {
+                        to_client.extend_from_slice(&bytes);
                     }
-                    Some(_) => {}
+                    match event {
+                        Some(ServerEvent::NewSession { conn_id, link })
+                        | Some(ServerEvent::Resumed { conn_id, link }) => {
+                            self.socket.link = Some((conn_id, link));
+                        }
+                        _ => {}
+                    }
                 }
                 if let Some((conn_id, link)) = self.socket.link {
                     let mut chunk = self.socket.inbox.split();
