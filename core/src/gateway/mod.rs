@@ -367,6 +367,12 @@ impl Gateway {
     pub fn set_link_up(&mut self, peer: PeerId, up: bool, now: Instant) {
         if let Some(state) = self.peers.get_mut(&peer.0) {
             state.link_down = !up;
+            if !up {
+                // The batch the writer had taken went down with the socket (snet resends it from
+                // its own buffer); nothing is being written until the link is back.
+                state.outbox.writer_lost();
+                state.write_since = None;
+            }
             if up {
                 state.last_input = now;
                 if let Some(since) = state.write_since.as_mut() {

@@ -83,6 +83,11 @@ impl Outbox {
         self.frames
     }
 
+    /// The writer's socket is gone: its batch no longer counts as being written.
+    pub(crate) fn writer_lost(&mut self) {
+        self.in_flight_bytes = 0;
+    }
+
     /// True while the writer is still writing the batch it took last.
     pub(crate) fn writer_busy(&self) -> bool {
         self.in_flight_bytes > 0

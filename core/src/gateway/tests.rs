@@ -99,9 +99,9 @@ impl Harness {
 
     /// Everything queued for `peer`, as the writer would write it.
     pub fn take(&mut self, peer: PeerId) -> Vec<u8> {
+        // Like a writer: take batches until nothing is left (each call says the last was written).
         let mut batch = Vec::new();
-        self.gw.poll_transmit(peer, self.now, &mut batch);
-        self.gw.poll_transmit(peer, self.now, &mut Vec::new());
+        while self.gw.poll_transmit(peer, self.now, &mut batch) > 0 {}
         self.drain_actions();
         batch.concat()
     }

@@ -1,7 +1,7 @@
 //! What the switchboard asks its runtime to do, socket by socket.
 
 use super::SocketId;
-use crate::gateway::{self, AcceptError};
+use crate::gateway::{self, AcceptError, Side};
 use crate::snet::HandshakeError;
 use bytes::Bytes;
 use std::fmt;
@@ -22,6 +22,14 @@ pub enum Action {
         socket: SocketId,
         /// The id it claimed.
         server_id: u32,
+    },
+    /// An snet session ended while it had no socket (its client was away): nothing to close, but the
+    /// runtime logs why. Its vconns were closed at the other members.
+    SessionEnded {
+        /// Which port the session belonged to.
+        side: Side,
+        /// Why it ended.
+        reason: SocketCloseReason,
     },
     /// The switchboard has forgotten `socket`: write `flush`, then close it. Every socket ends with
     /// exactly one of these.
@@ -51,6 +59,8 @@ pub enum SocketCloseReason {
     SessionGone,
     /// The gateway would not take another client.
     Refused(AcceptError),
+    /// The snet session's link stayed down for `*SnetWaitTimeout`.
+    SnetWaitTimeout,
     /// The gateway is shutting down.
     Shutdown,
 }
@@ -62,7 +72,7 @@ impl SocketCloseReason {
         match self {
             Self::Peer(reason) => reason.is_routine(),
             Self::Disconnected | Self::Replaced | Self::Shutdown => true,
-            Self::Snet(_) | Self::SessionGone | Self::Refused(_) => false,
+            Self::Snet(_) | Self::SessionGone | Self::Refused(_) | Self::SnetWaitTimeout => false,
         }
     }
 }
@@ -76,6 +86,9 @@ impl fmt::Display for SocketCloseReason {
             Self::Replaced => f.write_str("snet session moved to a newer connection"),
             Self::SessionGone => f.write_str("snet session has no gateway peer any more"),
             Self::Refused(err) => err.fmt(f),
+            Self::SnetWaitTimeout => {
+                f.write_str("snet client did not reconnect within the wait timeout")
+            }
             Self::Shutdown => f.write_str("gateway shutting down"),
         }
     }

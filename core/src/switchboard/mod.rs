@@ -17,7 +17,9 @@
 //!   the snet handshakes' and the snet wait timeouts.
 //!
 //! Rules for the read buffer: keep one `BytesMut` per socket and only *append* to it between calls;
-//! the switchboard consumes from the front and remembers how much of the rest it has already decrypted.
+//! the switchboard consumes from the front. On an snet port it takes every byte at once (decrypted
+//! bytes belong to the session, not to the socket: a frame split across a reconnect must survive it),
+//! so the buffer is empty after each call.
 //!
 //! Decisions (DESIGN.md §3): an snet reconnect is accepted even while the old socket still looks open
 //! (the old socket is closed); the idle timeout of a peer is suspended while its snet link is down;
@@ -82,8 +84,6 @@ enum SocketState {
         peer: PeerId,
         conn_id: u64,
         link: LinkId,
-        /// Bytes at the front of the read buffer that are already decrypted.
-        decrypted: usize,
     },
 }
 
@@ -96,10 +96,14 @@ struct Socket {
 }
 
 /// Which snet session a peer is, and which socket carries it now.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 struct SnetPeer {
+    side: Side,
     conn_id: u64,
     socket: Option<SocketId>,
+    /// Decrypted stream bytes the gateway has not consumed yet (a partial frame, or everything while
+    /// the peer is paused). They outlive the socket they arrived on.
+    inbox: BytesMut,
 }
 
 /// The gateway plus its sockets and snet sessions. See the module docs.
@@ -183,7 +187,7 @@ impl Switchboard {
         };
         let id = self.insert_socket(side, SocketState::Plain(peer));
         self.plain_peers.insert(peer.as_u64(), id);
-        self.pump_gateway();
+        self.pump_gateway(now);
         Ok(id)
     }
 
@@ -205,14 +209,14 @@ impl Switchboard {
             SocketState::Handshaking(_) => self.drive_handshake(socket, buf, now, rng),
             SocketState::Snet { .. } => self.snet_input(socket, buf, now),
         }
-        self.pump_gateway();
+        self.pump_gateway(now);
     }
 
     /// The socket closed or failed. On a plain port the peer goes (PROTOCOL.md §6.7); on an snet port
     /// only its link does, and the session waits for a reconnect.
     pub fn handle_closed(&mut self, socket: SocketId, now: Instant) {
         self.drop_socket(socket, now, SocketCloseReason::Disconnected);
-        self.pump_gateway();
+        self.pump_gateway(now);
     }
 
     /// Bytes for `socket`'s writer, appended to `out`; returns how many. Calling it also says the batch
@@ -235,14 +239,14 @@ impl Switchboard {
             } => taken += self.snet_transmit(side, peer, conn_id, link, now, out),
             SocketState::Handshaking(_) => {}
         }
-        self.pump_gateway();
+        self.pump_gateway(now);
         taken
     }
 
     /// Runs every deadline that has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.gateway.handle_timeout(now);
-        self.pump_gateway();
+        self.pump_gateway(now);
         while let Some(Reverse((at, raw))) = self.handshake_timers.peek().copied() {
             if at > now {
                 break;
@@ -264,11 +268,15 @@ impl Switchboard {
             for conn_id in closed {
                 if let Some(peer) = self.sessions.remove(&(side == Side::Client, conn_id)) {
                     self.snet_peers.remove(&peer.as_u64());
+                    self.actions.push_back(Action::SessionEnded {
+                        side,
+                        reason: SocketCloseReason::SnetWaitTimeout,
+                    });
                     self.gateway.handle_closed(peer, now);
                 }
             }
         }
-        self.pump_gateway();
+        self.pump_gateway(now);
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should next run. May be early, never late.
@@ -298,7 +306,7 @@ impl Switchboard {
     /// what is still owed to it.
     pub fn shutdown(&mut self, now: Instant) {
         self.gateway.shutdown(now);
-        self.pump_gateway();
+        self.pump_gateway(now);
         let mut rest: Vec<u64> = self.sockets.keys().copied().collect();
         rest.sort_unstable();
         for raw in rest {
@@ -356,8 +364,11 @@ impl Switchboard {
         else {
             return;
         };
+        let before = handshake.poll_timeout();
         let event = handshake.handle_input(listener, buf, now, rng);
-        let deadline = handshake.poll_timeout();
+        let deadline = handshake
+            .poll_timeout()
+            .filter(|&after| Some(after) != before);
         let mut wrote = false;
         while let Some(bytes) = handshake.poll_transmit() {
             entry.out.push_back(bytes);
@@ -417,8 +428,10 @@ impl Switchboard {
                 self.snet_peers.insert(
                     peer.as_u64(),
                     SnetPeer {
+                        side,
                         conn_id,
                         socket: Some(socket),
+                        inbox: BytesMut::new(),
                     },
                 );
                 self.attach(socket, peer, conn_id, link);
@@ -439,6 +452,10 @@ impl Switchboard {
                 self.attach(socket, peer, conn_id, link);
                 self.gateway.set_link_up(peer, true, now);
                 self.actions.push_back(Action::Transmit(socket));
+                if self.gateway.is_paused(peer) {
+                    // Backpressure follows the session to its new socket.
+                    self.actions.push_back(Action::PauseReading(socket));
+                }
                 self.snet_input(socket, buf, now);
             }
             ServerEvent::Refused(err) => {
@@ -454,14 +471,13 @@ impl Switchboard {
                 peer,
                 conn_id,
                 link,
-                decrypted: 0,
             };
         }
     }
 
-    /// Decrypts what is new in `buf` and routes it.
+    /// Decrypts everything in `buf` into the peer's inbox and routes what is complete.
     fn snet_input(&mut self, socket: SocketId, buf: &mut BytesMut, now: Instant) {
-        let Some(entry) = self.sockets.get_mut(&socket.0) else {
+        let Some(entry) = self.sockets.get(&socket.0) else {
             return;
         };
         let side = entry.side;
@@ -469,13 +485,10 @@ impl Switchboard {
             peer,
             conn_id,
             link,
-            decrypted,
-        } = &mut entry.state
+        } = entry.state
         else {
             return;
         };
-        let (peer, conn_id, link) = (*peer, *conn_id, *link);
-        let start = (*decrypted).min(buf.len());
         let listener = match side {
             Side::Client => self.client_snet.as_mut(),
             Side::Server => self.server_snet.as_mut(),
@@ -483,20 +496,42 @@ impl Switchboard {
         let Some(listener) = listener else {
             return;
         };
+        let mut chunk = buf.split();
         if listener
-            .decrypt_inbound(conn_id, link, &mut buf[start..])
+            .decrypt_inbound(conn_id, link, &mut chunk[..])
             .is_err()
         {
             // The session was replaced or closed under this socket: it carries nothing any more.
-            buf.clear();
             self.drop_socket(socket, now, SocketCloseReason::Replaced);
             return;
         }
-        self.gateway.handle_input(peer, buf, now);
-        if let Some(SocketState::Snet { decrypted, .. }) =
-            self.sockets.get_mut(&socket.0).map(|s| &mut s.state)
-        {
-            *decrypted = buf.len();
+        let Some(state) = self.snet_peers.get_mut(&peer.as_u64()) else {
+            return;
+        };
+        if state.inbox.is_empty() {
+            state.inbox = chunk;
+        } else {
+            state.inbox.extend_from_slice(&chunk);
+        }
+        let mut inbox = std::mem::take(&mut state.inbox);
+        self.gateway.handle_input(peer, &mut inbox, now);
+        if let Some(state) = self.snet_peers.get_mut(&peer.as_u64()) {
+            state.inbox = inbox;
+        }
+    }
+
+    /// Routes what a peer's inbox still holds (after a resume from backpressure).
+    fn snet_drain_inbox(&mut self, peer: PeerId, now: Instant) {
+        let Some(state) = self.snet_peers.get_mut(&peer.as_u64()) else {
+            return;
+        };
+        if state.inbox.is_empty() {
+            return;
+        }
+        let mut inbox = std::mem::take(&mut state.inbox);
+        self.gateway.handle_input(peer, &mut inbox, now);
+        if let Some(state) = self.snet_peers.get_mut(&peer.as_u64()) {
+            state.inbox = inbox;
         }
     }
 
@@ -569,7 +604,7 @@ impl Switchboard {
             SocketState::Plain(peer) => {
                 // The gateway's Close action for the peer closes this socket.
                 self.gateway.handle_closed(peer, now);
-                self.pump_gateway();
+                self.pump_gateway(now);
                 if self.sockets.contains_key(&socket.0) {
                     self.close_socket(socket, reason);
                 }
@@ -601,7 +636,7 @@ impl Switchboard {
                         self.sessions.remove(&(side == Side::Client, conn_id));
                         self.snet_peers.remove(&peer.as_u64());
                         self.gateway.handle_closed(peer, now);
-                        self.pump_gateway();
+                        self.pump_gateway(now);
                     }
                 }
                 self.close_socket(socket, reason);
@@ -622,7 +657,7 @@ impl Switchboard {
     }
 
     /// Translates the gateway's peer actions into socket actions.
-    fn pump_gateway(&mut self) {
+    fn pump_gateway(&mut self, now: Instant) {
         while let Some(action) = self.gateway.poll_action() {
             match action {
                 gateway::Action::Transmit(peer) => {
@@ -639,6 +674,8 @@ impl Switchboard {
                     if let Some(socket) = self.socket_of(peer) {
                         self.actions.push_back(Action::ResumeReading(socket));
                     }
+                    // An snet peer's unconsumed bytes wait here, not in the runtime's buffer.
+                    self.snet_drain_inbox(peer, now);
                 }
                 gateway::Action::ServerAuthenticated { peer, server_id } => {
                     if let Some(socket) = self.socket_of(peer) {
@@ -660,21 +697,22 @@ impl Switchboard {
         let socket = if let Some(socket) = self.plain_peers.remove(&peer.as_u64()) {
             Some((socket, flush))
         } else if let Some(snet) = self.snet_peers.remove(&peer.as_u64()) {
-            let side = snet
-                .socket
-                .and_then(|s| self.sockets.get(&s.0))
-                .map(|s| s.side);
-            let mut flush = flush;
-            if let (Some(side), Some(socket)) = (side, snet.socket) {
-                flush = self.encrypt_flush(side, socket, flush);
-            }
-            for side in [Side::Client, Side::Server] {
-                if self.sessions.get(&(side == Side::Client, snet.conn_id)) == Some(&peer) {
-                    self.sessions.remove(&(side == Side::Client, snet.conn_id));
-                    if let Some(listener) = self.listener_mut(side) {
-                        listener.close(snet.conn_id);
-                    }
+            let key = (snet.side == Side::Client, snet.conn_id);
+            if self.sessions.get(&key) == Some(&peer) {
+                self.sessions.remove(&key);
+                if let Some(listener) = self.listener_mut(snet.side) {
+                    listener.close(snet.conn_id);
                 }
+            }
+            let mut flush = flush;
+            match snet.socket {
+                Some(socket) => flush = self.encrypt_flush(snet.side, socket, flush),
+                // Dropped while waiting for a reconnect: there is no socket to close, but the runtime
+                // still hears why the session ended.
+                None => self.actions.push_back(Action::SessionEnded {
+                    side: snet.side,
+                    reason: SocketCloseReason::Peer(reason),
+                }),
             }
             snet.socket.map(|s| (s, flush))
         } else {

@@ -14,6 +14,8 @@ struct Harness {
     rng: TestRng,
     closed: Vec<(SocketId, SocketCloseReason, Vec<u8>)>,
     authenticated: Vec<(SocketId, u32)>,
+    ended: Vec<SocketCloseReason>,
+    paused: Vec<SocketId>,
 }
 
 /// An in-memory snet client: its session, its socket, and what it has received (decrypted).
@@ -49,6 +51,8 @@ impl Harness {
             rng: TestRng::new(11),
             closed: Vec::new(),
             authenticated: Vec::new(),
+            ended: Vec::new(),
+            paused: Vec::new(),
         }
     }
 
@@ -63,6 +67,8 @@ impl Harness {
                 Action::ServerAuthenticated { socket, server_id } => {
                     self.authenticated.push((socket, server_id))
                 }
+                Action::SessionEnded { reason, .. } => self.ended.push(reason),
+                Action::PauseReading(socket) => self.paused.push(socket),
                 _ => {}
             }
         }
@@ -82,9 +88,9 @@ impl Harness {
     }
 
     fn take(&mut self, socket: SocketId) -> Vec<u8> {
+        // Like a writer: take batches until nothing is left (each call says the last was written).
         let mut out = Vec::new();
-        self.sb.poll_transmit(socket, self.now, &mut out);
-        self.sb.poll_transmit(socket, self.now, &mut Vec::new());
+        while self.sb.poll_transmit(socket, self.now, &mut out) > 0 {}
         self.drain();
         out.concat()
     }
@@ -384,4 +390,126 @@ fn shutdown_closes_every_socket() {
     h.drain();
     assert_eq!(h.closed.len(), 3);
     assert_eq!(h.sb.socket_count(), 0);
+}
+
+#[test]
+fn a_frame_split_across_a_reconnect_arrives_whole() {
+    for encrypt in [false, true] {
+        let mut h = Harness::new(Some(snet_config(encrypt)), None);
+        let server = h.plain_server(7);
+        let mut client = h.snet_connect(Side::Client, encrypt);
+        h.snet_send(&mut client, &Command::Dial { remote: 7 }.to_bytes());
+        let conn = accept_of(&h.snet_recv(&mut client));
+        h.take(server);
+        let frame = data(conn, b"split across two sockets");
+        let (head, tail) = frame.split_at(10);
+        h.snet_send(&mut client, head);
+        h.sb.handle_closed(client.socket, h.now);
+        h.drain();
+        h.snet_reconnect(Side::Client, &mut client);
+        h.snet_send(&mut client, tail);
+        assert_eq!(h.take(server), frame, "encrypt={encrypt}");
+        assert_eq!(h.sb.stats().protocol_drops, 0);
+    }
+}
+
+#[test]
+fn backpressure_follows_a_session_to_its_new_socket() {
+    let mut h = Harness::new(Some(snet_config(false)), None);
+    h.sb = Switchboard::new(SwitchboardConfig {
+        gateway: GatewayConfig {
+            client_idle_timeout: None,
+            server_idle_timeout: None,
+            server_queue: gateway::QueueLimits {
+                max_frames: 8,
+                max_bytes: 1 << 20,
+            },
+            ..GatewayConfig::default()
+        },
+        client_snet: Some(snet_config(false)),
+        server_snet: None,
+    });
+    let server = h.plain_server(7);
+    let mut client = h.snet_connect(Side::Client, false);
+    h.snet_send(&mut client, &Command::Dial { remote: 7 }.to_bytes());
+    let conn = accept_of(&h.snet_recv(&mut client));
+    h.take(server);
+    let mut burst = Vec::new();
+    for i in 0..10u8 {
+        burst.extend_from_slice(&data(conn, &[i]));
+    }
+    h.snet_send(&mut client, &burst);
+    assert_eq!(h.paused, vec![client.socket]);
+    h.sb.handle_closed(client.socket, h.now);
+    h.drain();
+    h.snet_reconnect(Side::Client, &mut client);
+    assert_eq!(
+        h.paused.last(),
+        Some(&client.socket),
+        "paused again on the new socket"
+    );
+    // The server drains: every frame arrives once, in order, from the session's inbox.
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.extend(h.take(server));
+    }
+    assert_eq!(got, burst);
+}
+
+#[test]
+fn a_session_ended_during_its_outage_is_reported() {
+    let mut h = Harness::new(Some(snet_config(false)), None);
+    h.plain_server(7);
+    let client = h.snet_connect(Side::Client, false);
+    h.sb.handle_closed(client.socket, h.now);
+    h.drain();
+    h.now += Duration::from_secs(60);
+    h.sb.handle_timeout(h.now);
+    h.drain();
+    assert_eq!(h.ended, vec![SocketCloseReason::SnetWaitTimeout]);
+}
+
+#[test]
+fn only_the_byte_bound_applies_to_a_client_whose_link_is_down() {
+    let mut h = Harness::new(Some(snet_config(false)), None);
+    h.sb = Switchboard::new(SwitchboardConfig {
+        gateway: GatewayConfig {
+            client_idle_timeout: None,
+            server_idle_timeout: None,
+            client_queue: gateway::QueueLimits {
+                max_frames: 4,
+                max_bytes: 4096,
+            },
+            ..GatewayConfig::default()
+        },
+        client_snet: Some(snet_config(false)),
+        server_snet: None,
+    });
+    let server = h.plain_server(7);
+    let mut client = h.snet_connect(Side::Client, false);
+    h.snet_send(&mut client, &Command::Dial { remote: 7 }.to_bytes());
+    let conn = accept_of(&h.snet_recv(&mut client));
+    h.take(server);
+    h.input(server, &data(conn, b"in flight"));
+    let _lost = h.take(client.socket);
+    h.sb.handle_closed(client.socket, h.now);
+    h.drain();
+    for _ in 0..50 {
+        h.input(server, &data(conn, b"0123456789"));
+    }
+    assert!(
+        h.ended.is_empty(),
+        "50 small frames fit in the byte bound during the outage"
+    );
+    for _ in 0..300 {
+        h.input(server, &data(conn, b"0123456789"));
+    }
+    assert!(
+        matches!(
+            h.ended.as_slice(),
+            [SocketCloseReason::Peer(gateway::CloseReason::QueueFull)]
+        ),
+        "{:?}",
+        h.ended
+    );
 }
