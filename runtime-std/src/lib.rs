@@ -3,7 +3,9 @@
 //! This crate drives the sans-IO [`fastway_core`] gateway with plain `std::net` sockets and OS threads:
 //! one accept thread per listener, one reader and one writer thread per connection (small stacks, so
 //! thousands of connections stay cheap), and one timer thread. It makes no protocol decisions: it only
-//! moves bytes, time and closes between the sockets and the core. Pick it for simple deployments that
+//! moves bytes, time and closes between the sockets and the core's
+//! [`Switchboard`](fastway_core::switchboard::Switchboard), which also runs snet (reconnectable,
+//! optionally encrypted streams) on the ports configured for it. Pick it for simple deployments that
 //! want no async runtime at all.
 //!
 //! The entry point is [`GatewayServer`]; see its docs for an example.
@@ -15,3 +17,4 @@ pub use server::{GatewayHandle, GatewayServer, ServerConfig};
 /// The core's types that appear in this crate's API, re-exported so users need not depend on
 /// `fastway-core` directly for them.
 pub use fastway_core::gateway::{GatewayConfig, GatewayStats, PeerInfo};
+pub use fastway_core::snet::SnetConfig;
