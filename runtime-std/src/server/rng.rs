@@ -43,7 +43,9 @@ impl Prefetched {
     pub(crate) fn draw(len: usize) -> Result<Self, getrandom::Error> {
         let mut pool = Self::empty();
         pool.len = len.min(POOL_SIZE);
-        SysRng.try_fill_bytes(&mut pool.bytes[..pool.len])?;
+        if pool.len > 0 {
+            SysRng.try_fill_bytes(&mut pool.bytes[..pool.len])?;
+        }
         Ok(pool)
     }
 }
