@@ -3,8 +3,10 @@
 //! * [`GatewayServer`] drives the sans-IO [`fastway_core`] gateway with plain `std::net` sockets and OS
 //!   threads: one accept thread per listener, one reader and one writer thread per connection (small
 //!   stacks, so thousands of connections stay cheap), and one timer thread. It makes no protocol
-//!   decisions: it only moves bytes, time and closes between the sockets and the core. Pick it for
-//!   simple deployments that want no async runtime at all.
+//!   decisions: it only moves bytes, time and closes between the sockets and the core's
+//!   [`Switchboard`](fastway_core::switchboard::Switchboard), which also runs snet (reconnectable,
+//!   optionally encrypted streams) on the ports configured for it. Pick it for simple deployments that
+//!   want no async runtime at all.
 //! * [`Endpoint`] is what a game client or game server embeds: connect to the gateway, dial or accept
 //!   virtual connections, send and receive messages on them, with blocking calls.
 
@@ -19,3 +21,4 @@ pub use server::{GatewayHandle, GatewayServer, ServerConfig};
 /// The core's types that appear in this crate's API, re-exported so users need not depend on
 /// `fastway-core` directly for them.
 pub use fastway_core::gateway::{GatewayConfig, GatewayStats, PeerInfo};
+pub use fastway_core::snet::SnetConfig;

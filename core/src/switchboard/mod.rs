@@ -697,13 +697,7 @@ impl Switchboard {
         let socket = if let Some(socket) = self.plain_peers.remove(&peer.as_u64()) {
             Some((socket, flush))
         } else if let Some(snet) = self.snet_peers.remove(&peer.as_u64()) {
-            let key = (snet.side == Side::Client, snet.conn_id);
-            if self.sessions.get(&key) == Some(&peer) {
-                self.sessions.remove(&key);
-                if let Some(listener) = self.listener_mut(snet.side) {
-                    listener.close(snet.conn_id);
-                }
-            }
+            // Encrypt the last bytes before the session is closed below.
             let mut flush = flush;
             match snet.socket {
                 Some(socket) => flush = self.encrypt_flush(snet.side, socket, flush),
@@ -713,6 +707,13 @@ impl Switchboard {
                     side: snet.side,
                     reason: SocketCloseReason::Peer(reason),
                 }),
+            }
+            let key = (snet.side == Side::Client, snet.conn_id);
+            if self.sessions.get(&key) == Some(&peer) {
+                self.sessions.remove(&key);
+                if let Some(listener) = self.listener_mut(snet.side) {
+                    listener.close(snet.conn_id);
+                }
             }
             snet.socket.map(|s| (s, flush))
         } else {

@@ -513,3 +513,26 @@ fn only_the_byte_bound_applies_to_a_client_whose_link_is_down() {
         h.ended
     );
 }
+
+#[test]
+fn shutdown_flushes_encrypted_close_frames_to_snet_sockets() {
+    let mut h = Harness::new(Some(snet_config(true)), None);
+    let server = h.plain_server(7);
+    let mut client = h.snet_connect(Side::Client, true);
+    h.snet_send(&mut client, &Command::Dial { remote: 7 }.to_bytes());
+    let conn = accept_of(&h.snet_recv(&mut client));
+    h.take(server);
+    h.sb.shutdown(h.now);
+    h.drain();
+    let (_, _, mut flush) = h
+        .closed
+        .iter()
+        .find(|(socket, _, _)| *socket == client.socket)
+        .cloned()
+        .expect("client socket closed");
+    client
+        .session
+        .decrypt_inbound(client.link, &mut flush)
+        .unwrap();
+    assert_eq!(flush, Command::Close { conn }.to_bytes().to_vec());
+}

@@ -6,12 +6,14 @@
 //! thread waits is seen when it checks). Closing uses `TcpStream::shutdown(Both)`, which makes a
 //! reader blocked in `read` return and a writer blocked in `write` fail.
 
-use super::rng::Prefetched;
+use super::rng::{POOL_SIZE, Prefetched};
 use super::shared::{FLUSH_TIMEOUT, Inner};
 use super::sync::{lock, wait};
 use bytes::{Bytes, BytesMut};
+use fastway_core::auth::{CHALLENGE_LEN, Challenge};
 use fastway_core::frame::FrameDecoder;
-use fastway_core::gateway::{AcceptError, PeerId, Side};
+use fastway_core::gateway::{AcceptError, Side};
+use fastway_core::switchboard::SocketId;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,7 +32,7 @@ const MAX_SLICES: usize = 64;
 #[derive(Debug)]
 pub(crate) struct ConnCtl {
     /// The core's handle.
-    pub(crate) peer: PeerId,
+    pub(crate) socket: SocketId,
     /// Which listener it came from.
     pub(crate) side: Side,
     /// The remote address, for logs.
@@ -46,13 +48,13 @@ pub(crate) struct ConnCtl {
 
 #[derive(Debug, Default)]
 struct ConnState {
-    /// The core has bytes for this peer (`Action::Transmit`).
+    /// The core has bytes for this socket (`Action::Transmit`).
     transmit: bool,
     /// Reading is paused by backpressure.
     paused: bool,
     /// Reading was paused since the reader last looked: it must feed its buffered bytes first.
     was_paused: bool,
-    /// The core forgot this peer (`Action::Close`).
+    /// The core forgot this socket (`Action::Close`).
     closed: bool,
     /// What to write before closing; taken by the writer.
     flush: Option<Vec<Bytes>>,
@@ -74,9 +76,9 @@ enum ReaderWake {
 }
 
 impl ConnCtl {
-    fn new(peer: PeerId, side: Side, addr: SocketAddr, stream: TcpStream) -> Self {
+    fn new(socket: SocketId, side: Side, addr: SocketAddr, stream: TcpStream) -> Self {
         Self {
-            peer,
+            socket,
             side,
             addr,
             stream,
@@ -120,7 +122,7 @@ impl ConnCtl {
     pub(crate) fn shutdown_socket(&self) {
         if let Err(err) = self.stream.shutdown(Shutdown::Both) {
             if err.kind() != io::ErrorKind::NotConnected {
-                log::debug!("shutdown of {} {} failed: {err}", self.side, self.peer);
+                log::debug!("shutdown of {} {} failed: {err}", self.side, self.socket);
             }
         }
     }
@@ -167,7 +169,7 @@ struct ThreadGuard {
 impl Drop for ThreadGuard {
     fn drop(&mut self) {
         if self.conn.threads_left.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.inner.remove_live(self.conn.peer);
+            self.inner.remove_live(self.conn.socket);
         }
     }
 }
@@ -177,29 +179,44 @@ pub(crate) fn open(inner: &Arc<Inner>, stream: TcpStream, addr: SocketAddr, side
     if let Err(err) = stream.set_nodelay(true) {
         log::warn!("cannot set TCP_NODELAY on {side} from {addr}: {err}");
     }
-    let mut rng = match side {
-        Side::Client => None,
-        Side::Server => match Prefetched::draw() {
-            Ok(rng) => Some(rng),
-            Err(err) => {
-                log::error!(
+    // Randomness the core will want, drawn before the lock: an snet port's handshake draws from the
+    // pool the reader carries; a plain server port's auth challenge is taken out of it right here.
+    let snet = inner.settings.is_snet(side);
+    let wanted = match (snet, side) {
+        (true, _) => POOL_SIZE,
+        (false, Side::Server) => CHALLENGE_LEN,
+        (false, Side::Client) => 0,
+    };
+    let mut pool = match Prefetched::draw(wanted) {
+        Ok(pool) => pool,
+        Err(err) => {
+            match side {
+                Side::Server => log::error!(
                     "error happends when accept server from {addr}: OS random source failed: {err}"
-                );
-                return;
+                ),
+                Side::Client => {
+                    log::error!("refuse client from {addr}: OS random source failed: {err}");
+                }
             }
-        },
+            return;
+        }
+    };
+    let challenge = match (snet, side) {
+        (false, Side::Server) => Challenge::random(&mut pool),
+        // Ignored by the switchboard: clients have none, and on snet ports it draws its own later.
+        _ => Challenge([0; CHALLENGE_LEN]),
     };
     let now = Instant::now();
     let registered = inner.with_core(|shared| {
-        let peer = match rng.as_mut() {
-            Some(rng) => shared.gateway.accept_server(now, rng),
-            None => match shared.gateway.accept_client(now) {
-                Ok(peer) => peer,
-                Err(err) => return Err((err, stream)),
-            },
+        let socket = match shared
+            .switchboard
+            .accept_with_challenge(side, now, challenge)
+        {
+            Ok(socket) => socket,
+            Err(err) => return Err((err, stream)),
         };
-        let conn = Arc::new(ConnCtl::new(peer, side, addr, stream));
-        shared.conns.insert(peer, Arc::clone(&conn));
+        let conn = Arc::new(ConnCtl::new(socket, side, addr, stream));
+        shared.conns.insert(socket, Arc::clone(&conn));
         Ok(conn)
     });
     let conn = match registered {
@@ -210,15 +227,22 @@ pub(crate) fn open(inner: &Arc<Inner>, stream: TcpStream, addr: SocketAddr, side
             return;
         }
     };
-    log::debug!("{side} {} connected from {addr}", conn.peer);
+    log::debug!("{side} {} connected from {addr}", conn.socket);
     inner.add_live(Arc::clone(&conn));
-    let peer = conn.peer.as_u64();
-    let spawned = spawn(inner, &conn, format!("fw-w-{peer}"), writer_loop)
-        .and_then(|()| spawn(inner, &conn, format!("fw-r-{peer}"), reader_loop));
+    let id = conn.socket.as_u64();
+    let spawned = spawn(inner, &conn, format!("fw-w-{id}"), writer_loop).and_then(|()| {
+        spawn(inner, &conn, format!("fw-r-{id}"), move |inner, conn| {
+            reader_loop(inner, conn, pool);
+        })
+    });
     if let Err(err) = spawned {
         log::error!("cannot start threads for {side} from {addr}: {err}");
-        // The core forgets the peer; its Close shuts the socket, and a writer that did start returns.
-        inner.with_core(|shared| shared.gateway.handle_closed(conn.peer, Instant::now()));
+        // The core forgets the socket; its Close shuts it, and a writer that did start returns.
+        inner.with_core(|shared| {
+            shared
+                .switchboard
+                .handle_closed(conn.socket, Instant::now());
+        });
     }
 }
 
@@ -227,7 +251,7 @@ fn spawn(
     inner: &Arc<Inner>,
     conn: &Arc<ConnCtl>,
     name: String,
-    body: fn(&Inner, &ConnCtl),
+    body: impl FnOnce(&Inner, &ConnCtl) + Send + 'static,
 ) -> io::Result<()> {
     let guard = ThreadGuard {
         inner: Arc::clone(inner),
@@ -244,7 +268,11 @@ fn spawn(
 }
 
 /// Reader thread: read, feed the core, repeat; stop while paused; report EOF or errors.
-fn reader_loop(inner: &Inner, conn: &ConnCtl) {
+///
+/// The read buffer is only ever appended to between core calls (the switchboard remembers how much of
+/// it is decrypted already): `make_room` and `read_into` keep its contents, and it is never replaced
+/// while it holds bytes. `rng` feeds the snet handshake of this socket, if any.
+fn reader_loop(inner: &Inner, conn: &ConnCtl, mut rng: Prefetched) {
     let size = inner.settings.read_buffer(conn.side);
     let decoder = FrameDecoder::new(inner.settings.max_packet);
     // Allocated only once data has actually arrived: idle connections cost no buffer.
@@ -256,7 +284,7 @@ fn reader_loop(inner: &Inner, conn: &ConnCtl) {
         };
         if feed {
             if let Some(buf) = slot.as_mut().filter(|buf| !buf.is_empty()) {
-                feed_core(inner, conn, buf);
+                feed_core(inner, conn, buf, &mut rng);
                 continue;
             }
         }
@@ -271,7 +299,7 @@ fn reader_loop(inner: &Inner, conn: &ConnCtl) {
         make_room(buf, &decoder, size);
         match read_into(&conn.stream, buf) {
             Ok(0) => return report_closed(inner, conn, None),
-            Ok(_) => feed_core(inner, conn, buf),
+            Ok(_) => feed_core(inner, conn, buf, &mut rng),
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) => return report_closed(inner, conn, Some(err)),
         }
@@ -317,9 +345,11 @@ fn read_into(mut stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
 }
 
 /// Hands the buffered bytes to the core.
-fn feed_core(inner: &Inner, conn: &ConnCtl, buf: &mut BytesMut) {
+fn feed_core(inner: &Inner, conn: &ConnCtl, buf: &mut BytesMut, rng: &mut Prefetched) {
     let now = Instant::now();
-    inner.with_core(|shared| shared.gateway.handle_input(conn.peer, buf, now));
+    inner.with_core(|shared| {
+        shared.switchboard.handle_input(conn.socket, buf, now, rng);
+    });
 }
 
 /// Tells the core the socket is gone (a no-op if the core already closed it).
@@ -328,11 +358,15 @@ fn report_closed(inner: &Inner, conn: &ConnCtl, err: Option<io::Error>) {
         log::debug!(
             "read from {} {} ({}) failed: {err}",
             conn.side,
-            conn.peer,
+            conn.socket,
             conn.addr
         );
     }
-    inner.with_core(|shared| shared.gateway.handle_closed(conn.peer, Instant::now()));
+    inner.with_core(|shared| {
+        shared
+            .switchboard
+            .handle_closed(conn.socket, Instant::now());
+    });
 }
 
 /// Writer thread: on each wake-up take everything queued and write it as one vectored batch, until the
@@ -349,7 +383,7 @@ fn writer_loop(inner: &Inner, conn: &ConnCtl) {
                         .set_write_timeout(Some(FLUSH_TIMEOUT))
                         .and_then(|()| write_batch(&conn.stream, &flush));
                     if let Err(err) = flushed {
-                        log::debug!("final flush to {} {} failed: {err}", conn.side, conn.peer);
+                        log::debug!("final flush to {} {} failed: {err}", conn.side, conn.socket);
                     }
                 }
                 conn.shutdown_socket();
@@ -357,8 +391,11 @@ fn writer_loop(inner: &Inner, conn: &ConnCtl) {
             }
             WriterWake::Transmit => loop {
                 let now = Instant::now();
-                let taken = inner
-                    .with_core(|shared| shared.gateway.poll_transmit(conn.peer, now, &mut batch));
+                let taken = inner.with_core(|shared| {
+                    shared
+                        .switchboard
+                        .poll_transmit(conn.socket, now, &mut batch)
+                });
                 if taken == 0 {
                     break;
                 }
@@ -369,12 +406,14 @@ fn writer_loop(inner: &Inner, conn: &ConnCtl) {
                     log::debug!(
                         "write to {} {} ({}) failed: {err}",
                         conn.side,
-                        conn.peer,
+                        conn.socket,
                         conn.addr
                     );
                     // The Close this produces wakes us (wait_writer) and we return.
                     inner.with_core(|shared| {
-                        shared.gateway.handle_closed(conn.peer, Instant::now())
+                        shared
+                            .switchboard
+                            .handle_closed(conn.socket, Instant::now());
                     });
                     break;
                 }

@@ -1,10 +1,10 @@
 //! The gateway server: two listeners, threads per connection, one timer, graceful shutdown.
 //!
-//! * [`shared`]: the core behind one lock, and the dispatch of its actions;
-//! * [`connection`]: a connection's control block, reader thread and writer thread;
+//! * [`shared`]: the core (a [`Switchboard`]) behind one lock, and the dispatch of its actions;
+//! * [`connection`]: a socket's control block, reader thread and writer thread;
 //! * [`listener`]: binding with socket2 and the accept threads;
 //! * [`timer`]: the thread that fires the core's deadlines;
-//! * [`rng`]: OS randomness for server challenges, drawn outside the lock;
+//! * [`rng`]: OS randomness for server challenges and snet handshakes, drawn outside the lock;
 //! * [`sync`]: poison-tolerant lock helpers.
 
 mod connection;
@@ -14,7 +14,9 @@ mod shared;
 mod sync;
 mod timer;
 
-use fastway_core::gateway::{Gateway, GatewayConfig, GatewayStats, PeerInfo, Side};
+use fastway_core::gateway::{GatewayConfig, GatewayStats, PeerInfo, Side};
+use fastway_core::snet::SnetConfig;
+use fastway_core::switchboard::{Switchboard, SwitchboardConfig};
 use shared::{FLUSH_TIMEOUT, Inner, Settings};
 use socket2::Socket;
 use std::io;
@@ -32,7 +34,7 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// Stack size of the accept and timer threads.
 const SERVICE_STACK_SIZE: usize = 128 * 1024;
 
-/// Everything the adapter needs besides the core's [`GatewayConfig`].
+/// Everything the adapter needs: the core's [`GatewayConfig`], snet per port, addresses and buffers.
 ///
 /// All three fastway runtimes take the same fields, so the binary and the shared conformance tests
 /// can drive any of them.
@@ -53,11 +55,16 @@ pub struct ServerConfig {
     pub client_read_buffer: usize,
     /// Initial read-buffer capacity per server connection (`ServerBufferSize`, 65536).
     pub server_read_buffer: usize,
+    /// snet on the client port (`ClientSnet*` flags: reconnectable, optionally RC4-encrypted
+    /// streams, SNET.md); `None` (the default) = plain TCP.
+    pub client_snet: Option<SnetConfig>,
+    /// snet on the server port (`ServerSnet*` flags); `None` (the default) = plain TCP.
+    pub server_snet: Option<SnetConfig>,
 }
 
 impl ServerConfig {
-    /// A configuration with the original's buffer sizes and no reuse-port, listening at the given
-    /// addresses with the rules in `gateway`.
+    /// A configuration with the original's buffer sizes, no reuse-port and plain TCP on both ports
+    /// (no snet), listening at the given addresses with the rules in `gateway`.
     pub fn new(gateway: GatewayConfig, client_addr: SocketAddr, server_addr: SocketAddr) -> Self {
         Self {
             gateway,
@@ -66,6 +73,8 @@ impl ServerConfig {
             reuse_port: false,
             client_read_buffer: 2048,
             server_read_buffer: 65536,
+            client_snet: None,
+            server_snet: None,
         }
     }
 }
@@ -118,8 +127,15 @@ impl GatewayServer {
             client_read_buffer: config.client_read_buffer,
             server_read_buffer: config.server_read_buffer,
             max_packet: config.gateway.max_packet,
+            client_snet: config.client_snet.is_some(),
+            server_snet: config.server_snet.is_some(),
         };
-        let inner = Arc::new(Inner::new(Gateway::new(config.gateway), settings));
+        let switchboard = Switchboard::new(SwitchboardConfig {
+            gateway: config.gateway,
+            client_snet: config.client_snet,
+            server_snet: config.server_snet,
+        });
+        let inner = Arc::new(Inner::new(switchboard, settings));
         Ok(Self {
             inner,
             client_listener,
@@ -184,7 +200,7 @@ impl GatewayServer {
         join_bounded(services, Instant::now() + JOIN_TIMEOUT);
         drop(wakers);
 
-        inner.with_core(|shared| shared.gateway.shutdown(Instant::now()));
+        inner.with_core(|shared| shared.switchboard.shutdown(Instant::now()));
         let left = inner.wait_live_empty(Instant::now() + FLUSH_TIMEOUT + FLUSH_GRACE);
         if left > 0 {
             log::warn!("{left} connections did not finish flushing; closing them");
@@ -258,12 +274,13 @@ pub struct GatewayHandle {
 impl GatewayHandle {
     /// A snapshot of the gateway's counters (for the `stats` command and monitoring).
     pub fn stats(&self) -> GatewayStats {
-        self.inner.inspect(Gateway::stats)
+        self.inner.inspect(Switchboard::stats)
     }
 
-    /// Every connection the gateway knows, ordered by handle (for the `conns` command).
+    /// Every peer the gateway knows, ordered by handle (for the `conns` command). On an snet port a
+    /// peer is a session: it stays listed while its link is down and it waits for a reconnect.
     pub fn peers(&self) -> Vec<PeerInfo> {
-        self.inner.inspect(Gateway::peers)
+        self.inner.inspect(Switchboard::peers)
     }
 
     /// Asks the gateway to stop; [`GatewayServer::run`] then shuts down gracefully and returns. Safe to

@@ -10,7 +10,8 @@
 use super::connection::ConnCtl;
 use super::sync::{lock, wait_timeout};
 use super::timer::TimerBell;
-use fastway_core::gateway::{Action, CloseReason, Gateway, PeerId, Side};
+use fastway_core::gateway::{CloseReason, Side};
+use fastway_core::switchboard::{Action, SocketCloseReason, SocketId, Switchboard};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +27,10 @@ pub(crate) struct Settings {
     pub(crate) server_read_buffer: usize,
     /// `MaxPacket`, for sizing the read buffer ahead of a large frame.
     pub(crate) max_packet: u32,
+    /// Whether the client port speaks snet (its sockets need randomness for the handshake).
+    pub(crate) client_snet: bool,
+    /// Whether the server port speaks snet.
+    pub(crate) server_snet: bool,
 }
 
 impl Settings {
@@ -36,6 +41,14 @@ impl Settings {
             Side::Server => self.server_read_buffer,
         }
         .max(64)
+    }
+
+    /// Whether `side`'s port speaks snet.
+    pub(crate) fn is_snet(&self, side: Side) -> bool {
+        match side {
+            Side::Client => self.client_snet,
+            Side::Server => self.server_snet,
+        }
     }
 }
 
@@ -48,7 +61,7 @@ pub(crate) struct Inner {
     pub(crate) timer: TimerBell,
     /// Every connection whose threads are still running (including ones the core already forgot), so
     /// shutdown can wait for them and force-close the stragglers.
-    live: Mutex<HashMap<PeerId, Arc<ConnCtl>>>,
+    live: Mutex<HashMap<SocketId, Arc<ConnCtl>>>,
     live_changed: Condvar,
     /// Set by `GatewayHandle::shutdown`; `run` waits on it.
     stop_requested: Mutex<bool>,
@@ -61,19 +74,19 @@ pub(crate) struct Inner {
 /// The state behind the core lock.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    /// The sans-IO gateway.
-    pub(crate) gateway: Gateway,
-    /// The connection behind every peer the core knows. Removed on its `Close` action.
-    pub(crate) conns: HashMap<PeerId, Arc<ConnCtl>>,
+    /// The sans-IO gateway, socket by socket (snet included).
+    pub(crate) switchboard: Switchboard,
+    /// The connection behind every socket the core knows. Removed on its `Close` action.
+    pub(crate) conns: HashMap<SocketId, Arc<ConnCtl>>,
     /// The deadline the timer thread was last given.
     timer_next: Option<Instant>,
 }
 
 impl Inner {
-    pub(crate) fn new(gateway: Gateway, settings: Settings) -> Self {
+    pub(crate) fn new(switchboard: Switchboard, settings: Settings) -> Self {
         Self {
             shared: Mutex::new(Shared {
-                gateway,
+                switchboard,
                 conns: HashMap::new(),
                 timer_next: None,
             }),
@@ -109,8 +122,8 @@ impl Inner {
     }
 
     /// Reads something from the core without calling into it (stats, peers).
-    pub(crate) fn inspect<R>(&self, f: impl FnOnce(&Gateway) -> R) -> R {
-        f(&lock(&self.shared).gateway)
+    pub(crate) fn inspect<R>(&self, f: impl FnOnce(&Switchboard) -> R) -> R {
+        f(&lock(&self.shared).switchboard)
     }
 
     /// Asks `run` to shut the gateway down.
@@ -139,12 +152,12 @@ impl Inner {
 
     /// Records a connection whose threads are about to start.
     pub(crate) fn add_live(&self, ctl: Arc<ConnCtl>) {
-        lock(&self.live).insert(ctl.peer, ctl);
+        lock(&self.live).insert(ctl.socket, ctl);
     }
 
     /// Forgets a connection whose threads have all returned.
-    pub(crate) fn remove_live(&self, peer: PeerId) {
-        lock(&self.live).remove(&peer);
+    pub(crate) fn remove_live(&self, socket: SocketId) {
+        lock(&self.live).remove(&socket);
         self.live_changed.notify_all();
     }
 
@@ -170,37 +183,40 @@ impl Inner {
 impl Shared {
     /// Drains the core's actions. Only flag flips and notifies happen here; the rest goes to `effects`.
     fn dispatch(&mut self, effects: &mut Effects) {
-        while let Some(action) = self.gateway.poll_action() {
+        while let Some(action) = self.switchboard.poll_action() {
             match action {
-                Action::Transmit(peer) => {
-                    if let Some(conn) = self.conns.get(&peer) {
+                Action::Transmit(socket) => {
+                    if let Some(conn) = self.conns.get(&socket) {
                         conn.ring_writer();
                     }
                 }
-                Action::PauseReading(peer) => {
-                    if let Some(conn) = self.conns.get(&peer) {
+                Action::PauseReading(socket) => {
+                    if let Some(conn) = self.conns.get(&socket) {
                         conn.set_paused(true);
                     }
                 }
-                Action::ResumeReading(peer) => {
-                    if let Some(conn) = self.conns.get(&peer) {
+                Action::ResumeReading(socket) => {
+                    if let Some(conn) = self.conns.get(&socket) {
                         conn.set_paused(false);
                     }
                 }
-                Action::ServerAuthenticated { peer, server_id } => {
-                    if let Some(conn) = self.conns.get(&peer) {
+                Action::ServerAuthenticated { socket, server_id } => {
+                    if let Some(conn) = self.conns.get(&socket) {
                         effects.events.push(Event::Authenticated {
                             server_id,
                             addr: conn.addr,
                         });
                     }
                 }
+                Action::SessionEnded { side, reason } => {
+                    effects.events.push(Event::SessionEnded { side, reason });
+                }
                 Action::Close {
-                    peer,
+                    socket,
                     reason,
                     flush,
                 } => {
-                    if let Some(conn) = self.conns.remove(&peer) {
+                    if let Some(conn) = self.conns.remove(&socket) {
                         let flushing = !flush.is_empty();
                         conn.close(flush);
                         effects.events.push(Event::Closed {
@@ -216,7 +232,7 @@ impl Shared {
 
     /// Tells the timer thread about an earlier deadline (or any deadline, with `force`).
     fn rearm(&mut self, timer: &TimerBell, force: bool) {
-        let next = self.gateway.poll_timeout();
+        let next = self.switchboard.poll_timeout();
         let earlier = match (next, self.timer_next) {
             (Some(next), Some(armed)) => next < armed,
             (Some(_), None) => true,
@@ -243,8 +259,12 @@ enum Event {
     },
     Closed {
         conn: Arc<ConnCtl>,
-        reason: CloseReason,
+        reason: SocketCloseReason,
         flushing: bool,
+    },
+    SessionEnded {
+        side: Side,
+        reason: SocketCloseReason,
     },
 }
 
@@ -255,6 +275,9 @@ impl Effects {
             match event {
                 Event::Authenticated { server_id, addr } => {
                     log::info!("accept server {server_id} from {addr}");
+                }
+                Event::SessionEnded { side, reason } => {
+                    log::warn!("drop {side} snet session while it was reconnecting: {reason}");
                 }
                 Event::Closed {
                     conn,
@@ -273,18 +296,20 @@ impl Effects {
     }
 }
 
-/// One log line per dropped connection: `info` for normal ends, `warn` for everything the peer did
-/// wrong or that went wrong for it.
-fn log_close(conn: &ConnCtl, reason: CloseReason) {
-    let (side, peer, addr) = (conn.side, conn.peer, conn.addr);
+/// One log line per closed socket: `info` for routine ends, `warn` for everything the peer did wrong
+/// or that went wrong for it.
+fn log_close(conn: &ConnCtl, reason: SocketCloseReason) {
+    let (side, socket, addr) = (conn.side, conn.socket, conn.addr);
     match reason {
         // The original's exact text ("server auth failed" for a bad digest), kept for log scrapers.
-        CloseReason::Auth(err) => {
+        SocketCloseReason::Peer(CloseReason::Auth(err)) => {
             log::warn!("error happends when accept server from {addr}: {err}");
         }
-        CloseReason::Disconnected => log::info!("{side} {peer} from {addr} disconnected"),
-        CloseReason::Shutdown => log::info!("{side} {peer} from {addr} closed: {reason}"),
-        _ => log::warn!("drop {side} {peer} from {addr}: {reason}"),
+        SocketCloseReason::Disconnected | SocketCloseReason::Peer(CloseReason::Disconnected) => {
+            log::info!("{side} {socket} from {addr} disconnected");
+        }
+        _ if reason.is_routine() => log::info!("{side} {socket} from {addr} closed: {reason}"),
+        _ => log::warn!("drop {side} {socket} from {addr}: {reason}"),
     }
 }
 

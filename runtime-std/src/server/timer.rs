@@ -1,5 +1,6 @@
-//! The timer thread: calls [`Gateway::handle_timeout`](fastway_core::gateway::Gateway::handle_timeout)
-//! when the core's next deadline comes.
+//! The timer thread: calls
+//! [`Switchboard::handle_timeout`](fastway_core::switchboard::Switchboard::handle_timeout) when the
+//! core's next deadline comes (the gateway's, and on snet ports the handshakes' and wait timeouts).
 //!
 //! The thread sleeps on a `Condvar` until the deadline it was last given. Every core call checks
 //! `poll_timeout` afterwards (see [`Shared::rearm`](super::shared::Shared)) and rings this bell only
@@ -63,6 +64,8 @@ impl TimerBell {
 /// Body of the timer thread. The core lock is never taken while the timer lock is held.
 pub(crate) fn run(inner: &Inner) {
     while inner.timer.wait_due() {
-        inner.with_core_rearm(true, |shared| shared.gateway.handle_timeout(Instant::now()));
+        inner.with_core_rearm(true, |shared| {
+            shared.switchboard.handle_timeout(Instant::now());
+        });
     }
 }
