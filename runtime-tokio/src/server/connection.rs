@@ -69,19 +69,18 @@ async fn read_loop(
     // No allocation until bytes have really arrived: idle connections cost no buffer.
     let mut buf = BytesMut::new();
     let mut fx = Effects::default();
-    let mut held = false;
     loop {
         if conn.is_closed() {
             return;
         }
         if conn.is_paused() {
             // Backpressure: leave the bytes in the kernel until the core resumes us.
-            held = true;
             conn.read.notified().await;
             continue;
         }
-        if std::mem::take(&mut held) && !buf.is_empty() {
-            // Resumed: the core must see what we already hold before we read more.
+        if conn.take_resumed() && !buf.is_empty() {
+            // Resumed (whether or not we saw the pause): the core must see what we already hold
+            // before we read more.
             state.call(&mut fx, |sb| {
                 sb.handle_input(socket, &mut buf, Instant::now(), &mut rng)
             });

@@ -30,6 +30,9 @@ pub(crate) struct Conn {
     /// Wakes the reader: reading may resume, or the connection is closing.
     pub(crate) read: Notify,
     paused: AtomicBool,
+    /// The core sent `ResumeReading` since the reader last looked: it must see the bytes the read
+    /// buffer holds before reading more.
+    resumed: AtomicBool,
     closed: AtomicBool,
     /// The bytes to write before closing (a shutdown's last frames, an snet refusal).
     flush: Mutex<Vec<Bytes>>,
@@ -44,6 +47,7 @@ impl Conn {
             write: Notify::new(),
             read: Notify::new(),
             paused: AtomicBool::new(false),
+            resumed: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             flush: Mutex::new(Vec::new()),
         }
@@ -52,6 +56,11 @@ impl Conn {
     /// The core paused reading from this connection (backpressure).
     pub(crate) fn is_paused(&self) -> bool {
         self.paused.load(Ordering::Acquire)
+    }
+
+    /// Whether the core resumed reading since the last call (clears the flag).
+    pub(crate) fn take_resumed(&self) -> bool {
+        self.resumed.swap(false, Ordering::AcqRel)
     }
 
     /// The core has forgotten this connection: the reader stops, the writer flushes and stops.
@@ -158,6 +167,7 @@ impl Shared {
                 Action::ResumeReading(socket) => {
                     if let Some(conn) = self.conns.get(&socket) {
                         conn.paused.store(false, Ordering::Release);
+                        conn.resumed.store(true, Ordering::Release);
                         fx.effects.push(Effect::WakeReader(Arc::clone(conn)));
                     }
                 }
