@@ -322,3 +322,29 @@ fn a_client_dropped_during_its_outage_is_logged() {
     wait_log(&format!("from {local} dropped: outbound queue full"));
     gw.stop();
 }
+
+#[test]
+fn a_silent_socket_on_an_snet_port_is_closed_at_the_handshake_deadline() {
+    let quick = SnetConfig {
+        handshake_timeout: Duration::from_millis(300),
+        ..snet(false)
+    };
+    let gw = Gw::start(Flavor::MultiThread, config(Some(quick), None));
+    let started = Instant::now();
+    let mut silent = connect(gw.client);
+    let local = silent.local_addr().unwrap();
+    expect_closed(&mut silent);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250),
+        "closed too early: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_millis(1500),
+        "closed too late: {waited:?}"
+    );
+    wait_log(&format!(
+        "client socket#1 from {local} dropped: snet handshake timed out"
+    ));
+    gw.stop();
+}
