@@ -97,6 +97,8 @@ struct Gw {
 fn server_config(gateway: GatewayConfig) -> ServerConfig {
     ServerConfig {
         gateway,
+        client_snet: None,
+        server_snet: None,
         client_addr: "127.0.0.1:0".parse().unwrap(),
         server_addr: "127.0.0.1:0".parse().unwrap(),
         reuse_port: false,

@@ -12,13 +12,15 @@ mod std_threads;
 #[cfg(feature = "rt-tokio")]
 mod tokio;
 
-use crate::config::{RuntimeKind, Settings};
+use crate::config::{RuntimeKind, Settings, SnetSettings};
 use crate::control::GatewayView;
 use fastway_core::gateway::{GatewayConfig, GatewayStats, PeerInfo, QueueLimits};
+use fastway_core::snet::SnetConfig;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// Everything needed to run a gateway, whatever the runtime.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +40,10 @@ pub struct ServeOptions {
     /// Worker threads for runtimes that have a pool (tokio); 1 runs a single-threaded runtime, which
     /// batches best on small machines.
     pub worker_threads: usize,
+    /// snet on the client port (`ClientSnet*`), or `None` for plain TCP.
+    pub client_snet: Option<SnetConfig>,
+    /// snet on the server port (`ServerSnet*`), or `None` for plain TCP.
+    pub server_snet: Option<SnetConfig>,
 }
 
 impl ServeOptions {
@@ -52,6 +58,8 @@ impl ServeOptions {
             client_read_buffer: 2048,
             server_read_buffer: 65536,
             worker_threads: 1,
+            client_snet: None,
+            server_snet: None,
         }
     }
 
@@ -81,8 +89,20 @@ impl ServeOptions {
             client_read_buffer: settings.client_buffer_size,
             server_read_buffer: settings.server_buffer_size,
             worker_threads: settings.worker_threads,
+            client_snet: snet_config(&settings.client_snet),
+            server_snet: snet_config(&settings.server_snet),
         }
     }
+}
+
+/// The snet settings of one side, or `None` when snet is off there.
+fn snet_config(settings: &SnetSettings) -> Option<SnetConfig> {
+    settings.enable.then(|| SnetConfig {
+        enable_crypt: settings.encrypt,
+        rewriter_buffer_size: settings.buffer,
+        handshake_timeout: settings.init_timeout.unwrap_or(Duration::ZERO),
+        reconn_wait_timeout: settings.wait_timeout,
+    })
 }
 
 /// What [`RunningGateway`] needs from a runtime's gateway handle.

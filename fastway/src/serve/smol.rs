@@ -19,6 +19,12 @@ impl Control for GatewayHandle {
 }
 
 pub(super) fn start(options: ServeOptions) -> io::Result<RunningGateway> {
+    if options.client_snet.is_some() || options.server_snet.is_some() {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the smol runtime does not support snet yet; use --runtime tokio or std",
+        ));
+    }
     spawn_serving(
         RuntimeKind::Smol,
         move |bound: std::sync::mpsc::Sender<Bound>| {

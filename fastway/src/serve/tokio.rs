@@ -40,6 +40,8 @@ pub(super) fn start(options: ServeOptions) -> io::Result<RunningGateway> {
                     reuse_port: options.reuse_port,
                     client_read_buffer: options.client_read_buffer,
                     server_read_buffer: options.server_read_buffer,
+                    client_snet: options.client_snet,
+                    server_snet: options.server_snet,
                 };
                 let server = match GatewayServer::bind(config).await {
                     Ok(server) => server,

@@ -1,14 +1,15 @@
-//! What the adapter needs besides the core's [`GatewayConfig`].
+//! What the adapter needs besides the core's [`GatewayConfig`] and [`SnetConfig`]s.
 
 use fastway_core::gateway::GatewayConfig;
+use fastway_core::snet::SnetConfig;
 use std::net::{Ipv4Addr, SocketAddr};
 
 /// Smallest read buffer the adapter uses, whatever is configured: a zero-sized buffer could never
 /// make progress.
 pub(crate) const MIN_READ_BUFFER: usize = 64;
 
-/// Everything [`GatewayServer::bind`](super::GatewayServer::bind) needs: the core's rules plus the
-/// sockets and buffers that only a runtime knows about.
+/// Everything [`GatewayServer::bind`](super::GatewayServer::bind) needs: the core's rules (gateway
+/// and snet) plus the sockets and buffers that only a runtime knows about.
 ///
 /// The fields are public so that the binary can fill them from its flags (CONFIG.md) and tests can
 /// use `127.0.0.1:0`. [`ServerConfig::default`] gives the original's defaults on ephemeral ports of
@@ -17,6 +18,11 @@ pub(crate) const MIN_READ_BUFFER: usize = 64;
 pub struct ServerConfig {
     /// The rules the core enforces (limits, timeouts, auth key, queue bounds).
     pub gateway: GatewayConfig,
+    /// snet (SNET.md) on the client port (`ClientSnet*` flags): reconnectable, optionally encrypted
+    /// streams. `None` (the default) is plain TCP.
+    pub client_snet: Option<SnetConfig>,
+    /// snet on the server port (`ServerSnet*` flags). `None` (the default) is plain TCP.
+    pub server_snet: Option<SnetConfig>,
     /// Where game clients connect (`ClientAddr`). Port 0 picks an ephemeral port; read the real one
     /// with [`GatewayServer::client_addr`](super::GatewayServer::client_addr).
     pub client_addr: SocketAddr,
@@ -33,11 +39,14 @@ pub struct ServerConfig {
 }
 
 impl Default for ServerConfig {
-    /// CONFIG.md defaults: `:0` on both ports, no reuse-port, 2048 / 65536 byte read buffers.
+    /// CONFIG.md defaults: `:0` on both ports, plain TCP (no snet) on both, no reuse-port,
+    /// 2048 / 65536 byte read buffers.
     fn default() -> Self {
         let any = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
         Self {
             gateway: GatewayConfig::default(),
+            client_snet: None,
+            server_snet: None,
             client_addr: any,
             server_addr: any,
             reuse_port: false,

@@ -1,9 +1,11 @@
-//! One connection: a reader and a writer running side by side in one task.
+//! One socket: a reader and a writer running side by side in one task.
 //!
-//! The reader feeds bytes to the core; the writer takes what the core queued and writes it with as
-//! few syscalls as possible. Both borrow the same `TcpStream` (its readiness API works on `&self`),
+//! The reader appends bytes to the socket's one read buffer and feeds it to the core (which runs the
+//! snet handshake, decrypts, frames and routes); the writer takes what the core queued (encrypted on
+//! snet ports) and writes it with as few syscalls as possible. Both borrow the same `TcpStream` (its readiness API works on `&self`),
 //! so the socket closes exactly when both have finished.
 
+use super::rng::PreDrawn;
 use super::shared::{Conn, Effects, State};
 use bytes::{Bytes, BytesMut};
 use fastway_core::frame::FrameDecoder;
@@ -16,19 +18,21 @@ use tokio::net::TcpStream;
 /// Most slices handed to one vectored write (Linux accepts 1024; more gains nothing).
 const MAX_IO_SLICES: usize = 64;
 
-/// Serves one accepted connection until the core forgets it or the socket fails.
+/// Serves one accepted socket until the core forgets it or the socket fails. `rng` is the socket's
+/// pre-drawn randomness for an snet handshake (empty on plain ports).
 pub(crate) async fn serve(
     state: Arc<State>,
     conn: Arc<Conn>,
     stream: TcpStream,
     read_buffer: usize,
     decoder: FrameDecoder,
+    rng: PreDrawn,
 ) {
     let _guard = ForgetOnDrop {
         state: &state,
         conn: &conn,
     };
-    let reader = read_loop(&state, &conn, &stream, read_buffer, decoder);
+    let reader = read_loop(&state, &conn, &stream, read_buffer, decoder, rng);
     let writer = write_loop(&state, &conn, &stream);
     tokio::join!(reader, writer);
 }
@@ -43,47 +47,50 @@ struct ForgetOnDrop<'a> {
 impl Drop for ForgetOnDrop<'_> {
     fn drop(&mut self) {
         let mut fx = Effects::default();
-        let peer = self.conn.peer;
+        let socket = self.conn.socket;
         self.state
-            .call(&mut fx, |gw| gw.handle_closed(peer, Instant::now()));
+            .call(&mut fx, |sb| sb.handle_closed(socket, Instant::now()));
     }
 }
 
-/// Reads until EOF, an error, or the core closing the connection.
+/// Reads until EOF, an error, or the core closing the socket.
+///
+/// The read buffer is this socket's one `BytesMut` for life: between core calls bytes are only
+/// appended to it (the core remembers how much of it is already decrypted), never dropped.
 async fn read_loop(
     state: &State,
     conn: &Conn,
     stream: &TcpStream,
     read_buffer: usize,
     decoder: FrameDecoder,
+    mut rng: PreDrawn,
 ) {
-    let peer = conn.peer;
+    let socket = conn.socket;
     // No allocation until bytes have really arrived: idle connections cost no buffer.
     let mut buf = BytesMut::new();
     let mut fx = Effects::default();
-    let mut held = false;
     loop {
         if conn.is_closed() {
             return;
         }
         if conn.is_paused() {
             // Backpressure: leave the bytes in the kernel until the core resumes us.
-            held = true;
             conn.read.notified().await;
             continue;
         }
-        if std::mem::take(&mut held) && !buf.is_empty() {
-            // Resumed: the core must see what we already hold before we read more.
-            state.call(&mut fx, |gw| {
-                gw.handle_input(peer, &mut buf, Instant::now())
+        if conn.take_resumed() && !buf.is_empty() {
+            // Resumed (whether or not we saw the pause): the core must see what we already hold
+            // before we read more.
+            state.call(&mut fx, |sb| {
+                sb.handle_input(socket, &mut buf, Instant::now(), &mut rng)
             });
             continue;
         }
         tokio::select! {
             ready = stream.readable() => {
                 if let Err(err) = ready {
-                    debug!("{} {peer} from {}: readiness failed: {err}", conn.side, conn.addr);
-                    state.call(&mut fx, |gw| gw.handle_closed(peer, Instant::now()));
+                    debug!("{} {socket} from {}: readiness failed: {err}", conn.side, conn.addr);
+                    state.call(&mut fx, |sb| sb.handle_closed(socket, Instant::now()));
                     return;
                 }
             }
@@ -93,28 +100,28 @@ async fn read_loop(
         reserve(&mut buf, read_buffer, &decoder);
         match stream.try_read_buf(&mut buf) {
             Ok(0) => {
-                state.call(&mut fx, |gw| gw.handle_closed(peer, Instant::now()));
+                state.call(&mut fx, |sb| sb.handle_closed(socket, Instant::now()));
                 return;
             }
             Ok(_) => {
-                state.call(&mut fx, |gw| {
-                    gw.handle_input(peer, &mut buf, Instant::now())
+                state.call(&mut fx, |sb| {
+                    sb.handle_input(socket, &mut buf, Instant::now(), &mut rng)
                 });
             }
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                 // Spurious readiness (a fresh socket is reported readable before any byte): give
-                // the buffer back so an idle connection keeps costing nothing.
-                if fresh {
+                // the (still empty) buffer back so an idle connection keeps costing nothing.
+                if fresh && buf.is_empty() {
                     buf = BytesMut::new();
                 }
             }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) => {
                 debug!(
-                    "{} {peer} from {}: read failed: {err}",
+                    "{} {socket} from {}: read failed: {err}",
                     conn.side, conn.addr
                 );
-                state.call(&mut fx, |gw| gw.handle_closed(peer, Instant::now()));
+                state.call(&mut fx, |sb| sb.handle_closed(socket, Instant::now()));
                 return;
             }
         }
@@ -147,7 +154,7 @@ enum WriteEnd {
 /// Writes what the core queues, one vectored write per wake-up, until the core closes the
 /// connection or the socket fails.
 async fn write_loop(state: &State, conn: &Conn, stream: &TcpStream) {
-    let peer = conn.peer;
+    let socket = conn.socket;
     let mut batch: Vec<Bytes> = Vec::new();
     let mut fx = Effects::default();
     loop {
@@ -159,7 +166,7 @@ async fn write_loop(state: &State, conn: &Conn, stream: &TcpStream) {
                     if let Err(WriteEnd::Failed(err)) = write_all(stream, conn, &flush, false).await
                     {
                         debug!(
-                            "{} {peer} from {}: final flush failed: {err}",
+                            "{} {socket} from {}: final flush failed: {err}",
                             conn.side, conn.addr
                         );
                     }
@@ -167,8 +174,8 @@ async fn write_loop(state: &State, conn: &Conn, stream: &TcpStream) {
                 return;
             }
             batch.clear();
-            let taken = state.call(&mut fx, |gw| {
-                gw.poll_transmit(peer, Instant::now(), &mut batch)
+            let taken = state.call(&mut fx, |sb| {
+                sb.poll_transmit(socket, Instant::now(), &mut batch)
             });
             if taken == 0 {
                 break;
@@ -178,10 +185,10 @@ async fn write_loop(state: &State, conn: &Conn, stream: &TcpStream) {
                 Err(WriteEnd::Abandoned) => return,
                 Err(WriteEnd::Failed(err)) => {
                     debug!(
-                        "{} {peer} from {}: write failed: {err}",
+                        "{} {socket} from {}: write failed: {err}",
                         conn.side, conn.addr
                     );
-                    state.call(&mut fx, |gw| gw.handle_closed(peer, Instant::now()));
+                    state.call(&mut fx, |sb| sb.handle_closed(socket, Instant::now()));
                     return;
                 }
             }
@@ -269,7 +276,8 @@ async fn wait_writable(stream: &TcpStream, conn: &Conn, abandonable: bool) -> Re
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use fastway_core::gateway::{Gateway, GatewayConfig, Side};
+    use fastway_core::gateway::Side;
+    use fastway_core::switchboard::{Switchboard, SwitchboardConfig};
 
     /// Idle connections must cost little: the whole per-connection task state stays small (816 bytes
     /// in release builds with tokio 1.54, a little more in debug builds).
@@ -278,11 +286,20 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stream = TcpStream::connect(addr).await.unwrap();
-        let mut gateway = Gateway::new(GatewayConfig::default());
-        let peer = gateway.accept_client(Instant::now()).unwrap();
-        let state = Arc::new(State::new(gateway));
-        let conn = Arc::new(Conn::new(peer, Side::Client, addr));
-        let task = serve(state, conn, stream, 2048, FrameDecoder::default());
+        let mut switchboard = Switchboard::new(SwitchboardConfig::default());
+        let socket = switchboard
+            .accept(Side::Client, Instant::now(), &mut PreDrawn::empty())
+            .unwrap();
+        let state = Arc::new(State::new(switchboard));
+        let conn = Arc::new(Conn::new(socket, Side::Client, addr));
+        let task = serve(
+            state,
+            conn,
+            stream,
+            2048,
+            FrameDecoder::default(),
+            PreDrawn::empty(),
+        );
         let size = std::mem::size_of_val(&task);
         assert!(size <= 1024, "connection future is {size} bytes");
     }

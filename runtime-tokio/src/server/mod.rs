@@ -1,13 +1,16 @@
-//! The gateway server: listeners, per-connection tasks, the timer task and graceful shutdown
-//! around one [`Gateway`] core.
+//! The gateway server: listeners, per-socket tasks, the timer task and graceful shutdown around one
+//! [`Switchboard`] core (the gateway's routing plus, per port, snet).
+//!
+//! The adapter makes no protocol decisions: snet handshakes, decryption, encryption, reconnects and
+//! wait timeouts all happen inside the switchboard; this module only moves bytes, time and closes.
 //!
 //! Layout:
-//! * `config`: [`ServerConfig`], what the adapter needs besides the core's config;
+//! * `config`: [`ServerConfig`], what the adapter needs besides the core's configs;
 //! * `shared`: the lock around the core and the dispatch of its actions;
 //! * `listener`: bind with socket2, accept with back-off;
-//! * `connection`: a reader and a writer per connection;
+//! * `connection`: a reader and a writer per socket;
 //! * `timer`: the task that fires the core's deadlines;
-//! * `rng`: challenge randomness drawn outside the lock.
+//! * `rng`: randomness (server challenges, snet handshakes) drawn outside the lock.
 
 mod config;
 mod connection;
@@ -19,10 +22,13 @@ mod timer;
 pub use config::ServerConfig;
 
 use config::MIN_READ_BUFFER;
+use fastway_core::auth::Challenge;
 use fastway_core::frame::FrameDecoder;
-use fastway_core::gateway::{Gateway, GatewayStats, PeerInfo, Side};
+use fastway_core::gateway::{GatewayStats, PeerInfo, Side};
+use fastway_core::switchboard::{Switchboard, SwitchboardConfig};
 use listener::Acceptor;
 use log::{error, info, warn};
+use rng::PreDrawn;
 use shared::{Conn, Effects, State};
 use std::io;
 use std::net::SocketAddr;
@@ -72,9 +78,7 @@ pub struct GatewayServer {
     server: Acceptor,
     client_addr: SocketAddr,
     server_addr: SocketAddr,
-    client_read_buffer: usize,
-    server_read_buffer: usize,
-    decoder: FrameDecoder,
+    settings: ConnSettings,
 }
 
 /// A cheap, cloneable view of a running (or bound) gateway: read its counters and connections,
@@ -87,12 +91,13 @@ pub struct GatewayHandle {
 impl GatewayHandle {
     /// The core's counters now (connections, vconns, frames routed, drops by cause, …).
     pub fn stats(&self) -> GatewayStats {
-        self.state.lock().gateway.stats()
+        self.state.lock().switchboard.stats()
     }
 
-    /// Every connection the core knows, ordered by handle, for the `conns` command.
+    /// Every peer the core knows, ordered by handle, for the `conns` command. An snet peer whose
+    /// link is down (waiting for its client to reconnect) is listed too.
     pub fn peers(&self) -> Vec<PeerInfo> {
-        self.state.lock().gateway.peers()
+        self.state.lock().switchboard.peers()
     }
 
     /// Asks the server to stop: it stops accepting, sends each peer what is still owed (Close frames
@@ -118,16 +123,25 @@ impl GatewayServer {
         let server = Acceptor::new(server, "server");
         let server_addr = server.local_addr()?;
         info!("setup server listener at - {server_addr}");
-        let decoder = FrameDecoder::new(config.gateway.max_packet);
+        let settings = ConnSettings {
+            client_read_buffer: config.client_read_buffer.max(MIN_READ_BUFFER),
+            server_read_buffer: config.server_read_buffer.max(MIN_READ_BUFFER),
+            client_snet: config.client_snet.is_some(),
+            server_snet: config.server_snet.is_some(),
+            decoder: FrameDecoder::new(config.gateway.max_packet),
+        };
+        let switchboard = Switchboard::new(SwitchboardConfig {
+            gateway: config.gateway,
+            client_snet: config.client_snet,
+            server_snet: config.server_snet,
+        });
         Ok(Self {
-            state: Arc::new(State::new(Gateway::new(config.gateway))),
+            state: Arc::new(State::new(switchboard)),
             client,
             server,
             client_addr,
             server_addr,
-            client_read_buffer: config.client_read_buffer.max(MIN_READ_BUFFER),
-            server_read_buffer: config.server_read_buffer.max(MIN_READ_BUFFER),
-            decoder,
+            settings,
         })
     }
 
@@ -158,16 +172,9 @@ impl GatewayServer {
             state,
             mut client,
             mut server,
-            client_read_buffer,
-            server_read_buffer,
-            decoder,
+            settings,
             ..
         } = self;
-        let settings = ConnSettings {
-            client_read_buffer,
-            server_read_buffer,
-            decoder,
-        };
         let _timer = AbortOnDrop(tokio::spawn(timer::run(Arc::clone(&state))));
         let mut conns = JoinSet::new();
         let mut fx = Effects::default();
@@ -185,7 +192,7 @@ impl GatewayServer {
         }
         drop((client, server));
         info!("gateway shutting down");
-        state.call(&mut fx, |gw| gw.shutdown(Instant::now()));
+        state.call(&mut fx, |sb| sb.shutdown(Instant::now()));
         let drained = tokio::time::timeout(SHUTDOWN_FLUSH_TIMEOUT, async {
             while let Some(joined) = conns.join_next().await {
                 reap(joined);
@@ -204,16 +211,23 @@ impl GatewayServer {
     }
 }
 
-/// Per-connection settings copied from the config.
+/// Per-socket settings copied from the config.
 #[derive(Debug, Clone, Copy)]
 struct ConnSettings {
     client_read_buffer: usize,
     server_read_buffer: usize,
+    /// Whether the client port speaks snet.
+    client_snet: bool,
+    /// Whether the server port speaks snet.
+    server_snet: bool,
     decoder: FrameDecoder,
 }
 
 /// Registers an accepted socket with the core and starts its task, or closes it at once if the core
 /// refuses it.
+///
+/// Randomness is drawn from the OS here, before the lock: a plain server port's auth challenge, or an
+/// snet port's pool for the socket's handshake (which the reader hands to the core).
 fn accept(
     state: &Arc<State>,
     settings: &ConnSettings,
@@ -223,27 +237,33 @@ fn accept(
     stream: TcpStream,
     addr: SocketAddr,
 ) {
-    let (rng, read_buffer) = match side {
-        Side::Client => (None, settings.client_read_buffer),
-        Side::Server => match rng::PreDrawn::draw() {
-            Ok(rng) => (Some(rng), settings.server_read_buffer),
-            Err(err) => {
-                error!("error happends when accept server from {addr}: {err}");
-                return;
-            }
-        },
+    let (snet, read_buffer) = match side {
+        Side::Client => (settings.client_snet, settings.client_read_buffer),
+        Side::Server => (settings.server_snet, settings.server_read_buffer),
     };
-    // Accept, register and dispatch in one lock hold: the core's first actions for this peer (the
+    // Ignored by the core for plain client ports and for snet ports.
+    let mut challenge = Challenge([0; 8]);
+    let mut rng = PreDrawn::empty();
+    let drawn = if snet {
+        PreDrawn::draw(rng::SNET_POOL).map(|pool| rng = pool)
+    } else if side == Side::Server {
+        PreDrawn::draw(8).map(|mut pool| challenge = Challenge::random(&mut pool))
+    } else {
+        Ok(())
+    };
+    if let Err(err) = drawn {
+        error!("error happends when accept {side} from {addr}: {err}");
+        return;
+    }
+    // Accept, register and dispatch in one lock hold: the core's first actions for this socket (the
     // server's challenge) must find its signals.
     let accepted = {
         let mut shared = state.lock();
-        let now = Instant::now();
-        let peer = match rng {
-            None => shared.gateway.accept_client(now),
-            Some(mut rng) => Ok(shared.gateway.accept_server(now, &mut rng)),
-        };
-        peer.map(|peer| {
-            let conn = Arc::new(Conn::new(peer, side, addr));
+        let socket = shared
+            .switchboard
+            .accept_with_challenge(side, Instant::now(), challenge);
+        socket.map(|socket| {
+            let conn = Arc::new(Conn::new(socket, side, addr));
             shared.insert(Arc::clone(&conn));
             shared.dispatch(fx);
             conn
@@ -263,6 +283,7 @@ fn accept(
         stream,
         read_buffer,
         settings.decoder,
+        rng,
     ));
 }
 

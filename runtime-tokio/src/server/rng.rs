@@ -1,29 +1,40 @@
-//! Randomness for server challenges, drawn from the OS before the lock is taken.
+//! Randomness drawn from the OS before the lock is taken: server challenges, and a small pool per
+//! snet socket for its handshake (DH64 key pair, challenge).
 
 use getrandom::SysRng;
 use rand_core::{TryCryptoRng, TryRng, UnwrapErr};
 use std::convert::Infallible;
 use std::io;
 
+/// How many bytes an snet socket draws when it is accepted: enough for its handshake (a DH64 key
+/// pair, an snet challenge and, on a server port, the gateway's auth challenge) several times over.
+pub(crate) const SNET_POOL: usize = 64;
+
 /// Bytes the core may draw, already taken from the OS RNG so that no `getrandom` syscall (and no
 /// panic on its failure) happens while the shared lock is held.
 ///
-/// The core draws one 8-byte challenge per server; should it ever ask for more than was drawn, the
-/// rest comes from `UnwrapErr(SysRng)`.
-#[derive(Debug)]
+/// Should the core ever ask for more than was drawn, the rest comes from `UnwrapErr(SysRng)`. An
+/// [`empty`](Self::empty) pool allocates nothing; it is what plain-TCP sockets carry (the core
+/// draws nothing for them after the accept).
+#[derive(Debug, Default)]
 pub(crate) struct PreDrawn {
-    bytes: [u8; 8],
+    bytes: Box<[u8]>,
     used: usize,
 }
 
 impl PreDrawn {
-    /// Draws from the OS now. Fails only if the OS RNG is unavailable.
-    pub(crate) fn draw() -> io::Result<Self> {
-        let mut bytes = [0u8; 8];
+    /// Draws `len` bytes from the OS now. Fails only if the OS RNG is unavailable.
+    pub(crate) fn draw(len: usize) -> io::Result<Self> {
+        let mut bytes = vec![0u8; len].into_boxed_slice();
         SysRng
             .try_fill_bytes(&mut bytes)
             .map_err(|err| io::Error::other(format!("OS random number generator failed: {err}")))?;
         Ok(Self { bytes, used: 0 })
+    }
+
+    /// A pool with nothing in it (no allocation).
+    pub(crate) fn empty() -> Self {
+        Self::default()
     }
 }
 
@@ -43,7 +54,7 @@ impl TryRng for PreDrawn {
     }
 
     fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
-        let left = &self.bytes[self.used..];
+        let left = self.bytes.get(self.used..).unwrap_or_default();
         let n = left.len().min(dst.len());
         dst[..n].copy_from_slice(&left[..n]);
         self.used += n;
@@ -64,7 +75,7 @@ mod tests {
     #[test]
     fn hands_out_the_drawn_bytes_then_falls_back_to_the_os() {
         let mut rng = PreDrawn {
-            bytes: [1, 2, 3, 4, 5, 6, 7, 8],
+            bytes: Box::new([1, 2, 3, 4, 5, 6, 7, 8]),
             used: 0,
         };
         let mut first = [0u8; 6];
@@ -73,5 +84,17 @@ mod tests {
         let mut more = [0u8; 4];
         rng.fill_bytes(&mut more);
         assert_eq!(&more[..2], &[7, 8]);
+    }
+
+    #[test]
+    fn draws_as_many_bytes_as_asked_and_an_empty_pool_still_works() {
+        let mut pool = PreDrawn::draw(SNET_POOL).expect("OS RNG");
+        assert_eq!(pool.bytes.len(), SNET_POOL);
+        let _ = pool.next_u64();
+        assert_eq!(pool.used, 8);
+        let mut empty = PreDrawn::empty();
+        let mut word = [0u8; 16];
+        empty.fill_bytes(&mut word);
+        assert_eq!(empty.used, 0);
     }
 }

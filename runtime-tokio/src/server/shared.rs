@@ -6,7 +6,8 @@
 //! held and carried out after it is released.
 
 use bytes::Bytes;
-use fastway_core::gateway::{Action, CloseReason, Gateway, PeerId, Side};
+use fastway_core::gateway::{CloseReason, Side};
+use fastway_core::switchboard::{Action, SocketCloseReason, SocketId, Switchboard};
 use log::{info, warn};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,8 +19,8 @@ use tokio::sync::Notify;
 /// What the tasks of one connection share with the dispatcher.
 #[derive(Debug)]
 pub(crate) struct Conn {
-    /// The core's handle for this connection.
-    pub(crate) peer: PeerId,
+    /// The core's handle for this socket.
+    pub(crate) socket: SocketId,
     /// Which port it came in on.
     pub(crate) side: Side,
     /// The remote address, for logs.
@@ -29,20 +30,24 @@ pub(crate) struct Conn {
     /// Wakes the reader: reading may resume, or the connection is closing.
     pub(crate) read: Notify,
     paused: AtomicBool,
+    /// The core sent `ResumeReading` since the reader last looked: it must see the bytes the read
+    /// buffer holds before reading more.
+    resumed: AtomicBool,
     closed: AtomicBool,
-    /// The bytes to write before closing (graceful shutdown only).
+    /// The bytes to write before closing (a shutdown's last frames, an snet refusal).
     flush: Mutex<Vec<Bytes>>,
 }
 
 impl Conn {
-    pub(crate) fn new(peer: PeerId, side: Side, addr: SocketAddr) -> Self {
+    pub(crate) fn new(socket: SocketId, side: Side, addr: SocketAddr) -> Self {
         Self {
-            peer,
+            socket,
             side,
             addr,
             write: Notify::new(),
             read: Notify::new(),
             paused: AtomicBool::new(false),
+            resumed: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             flush: Mutex::new(Vec::new()),
         }
@@ -51,6 +56,11 @@ impl Conn {
     /// The core paused reading from this connection (backpressure).
     pub(crate) fn is_paused(&self) -> bool {
         self.paused.load(Ordering::Acquire)
+    }
+
+    /// Whether the core resumed reading since the last call (clears the flag).
+    pub(crate) fn take_resumed(&self) -> bool {
+        self.resumed.swap(false, Ordering::AcqRel)
     }
 
     /// The core has forgotten this connection: the reader stops, the writer flushes and stops.
@@ -74,8 +84,9 @@ impl Conn {
 enum Effect {
     WakeWriter(Arc<Conn>),
     WakeReader(Arc<Conn>),
-    Closed(Arc<Conn>, CloseReason),
+    Closed(Arc<Conn>, SocketCloseReason),
     Authenticated(Arc<Conn>, u32),
+    SessionEnded(Side, SocketCloseReason),
 }
 
 /// Side effects gathered under the lock. Each task keeps one and reuses its allocation.
@@ -103,75 +114,82 @@ impl Effects {
                 Effect::Authenticated(conn, id) => {
                     info!("accept server {id} from {}", conn.addr);
                 }
+                Effect::SessionEnded(side, reason) => {
+                    warn!("drop {side} snet session while it was reconnecting: {reason}");
+                }
             }
         }
     }
 }
 
-/// One line per closed connection: `info` when it simply left or the gateway stops, `warn` when it
-/// broke the protocol, was too slow, timed out or failed auth.
-fn log_close(conn: &Conn, reason: CloseReason) {
-    let (peer, side, addr) = (conn.peer, conn.side, conn.addr);
+/// One line per closed socket: `info` for routine ends (it left, an snet reconnect replaced it, the
+/// gateway stops), `warn` when it broke the protocol, was too slow, timed out, failed auth or an snet
+/// handshake, or was refused.
+fn log_close(conn: &Conn, reason: SocketCloseReason) {
+    let (socket, side, addr) = (conn.socket, conn.side, conn.addr);
     match reason {
-        CloseReason::Auth(err) => {
+        SocketCloseReason::Peer(CloseReason::Auth(err)) => {
             warn!("error happends when accept server from {addr}: {err}");
         }
-        CloseReason::Disconnected | CloseReason::Shutdown => {
-            info!("{side} {peer} from {addr} closed: {reason}");
-        }
-        _ => warn!("{side} {peer} from {addr} dropped: {reason}"),
+        SocketCloseReason::Refused(err) => warn!("refuse client from {addr}: {err}"),
+        _ if reason.is_routine() => info!("{side} {socket} from {addr} closed: {reason}"),
+        _ => warn!("{side} {socket} from {addr} dropped: {reason}"),
     }
 }
 
-/// The core and the connections it knows, under one lock.
+/// The core and the sockets it knows, under one lock.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    /// The sans-IO gateway.
-    pub(crate) gateway: Gateway,
-    conns: HashMap<PeerId, Arc<Conn>>,
+    /// The sans-IO switchboard (gateway plus snet).
+    pub(crate) switchboard: Switchboard,
+    conns: HashMap<SocketId, Arc<Conn>>,
     /// The deadline the timer task currently sleeps for.
     timer_at: Option<Instant>,
 }
 
 impl Shared {
-    /// Registers the signals of a connection the core just accepted, before its actions are
+    /// Registers the signals of a socket the core just accepted, before its actions are
     /// dispatched.
     pub(crate) fn insert(&mut self, conn: Arc<Conn>) {
-        self.conns.insert(conn.peer, conn);
+        self.conns.insert(conn.socket, conn);
     }
 
     /// Drains the core's actions: flips flags now, queues wake-ups and logs in `fx`.
     pub(crate) fn dispatch(&mut self, fx: &mut Effects) {
-        while let Some(action) = self.gateway.poll_action() {
+        while let Some(action) = self.switchboard.poll_action() {
             match action {
-                Action::Transmit(peer) => {
-                    if let Some(conn) = self.conns.get(&peer) {
+                Action::Transmit(socket) => {
+                    if let Some(conn) = self.conns.get(&socket) {
                         fx.effects.push(Effect::WakeWriter(Arc::clone(conn)));
                     }
                 }
-                Action::PauseReading(peer) => {
-                    if let Some(conn) = self.conns.get(&peer) {
+                Action::PauseReading(socket) => {
+                    if let Some(conn) = self.conns.get(&socket) {
                         conn.paused.store(true, Ordering::Release);
                     }
                 }
-                Action::ResumeReading(peer) => {
-                    if let Some(conn) = self.conns.get(&peer) {
+                Action::ResumeReading(socket) => {
+                    if let Some(conn) = self.conns.get(&socket) {
                         conn.paused.store(false, Ordering::Release);
+                        conn.resumed.store(true, Ordering::Release);
                         fx.effects.push(Effect::WakeReader(Arc::clone(conn)));
                     }
                 }
-                Action::ServerAuthenticated { peer, server_id } => {
-                    if let Some(conn) = self.conns.get(&peer) {
+                Action::ServerAuthenticated { socket, server_id } => {
+                    if let Some(conn) = self.conns.get(&socket) {
                         fx.effects
                             .push(Effect::Authenticated(Arc::clone(conn), server_id));
                     }
                 }
+                Action::SessionEnded { side, reason } => {
+                    fx.effects.push(Effect::SessionEnded(side, reason));
+                }
                 Action::Close {
-                    peer,
+                    socket,
                     reason,
                     flush,
                 } => {
-                    if let Some(conn) = self.conns.remove(&peer) {
+                    if let Some(conn) = self.conns.remove(&socket) {
                         *lock(&conn.flush) = flush;
                         conn.closed.store(true, Ordering::Release);
                         fx.effects.push(Effect::Closed(conn, reason));
@@ -179,7 +197,7 @@ impl Shared {
                 }
             }
         }
-        if let Some(next) = self.gateway.poll_timeout() {
+        if let Some(next) = self.switchboard.poll_timeout() {
             if self.timer_at.is_none_or(|at| next < at) {
                 self.timer_at = Some(next);
                 fx.wake_timer = true;
@@ -189,7 +207,7 @@ impl Shared {
 
     /// The timer task is about to sleep until the core's next deadline; returns it.
     pub(crate) fn arm_timer(&mut self) -> Option<Instant> {
-        self.timer_at = self.gateway.poll_timeout();
+        self.timer_at = self.switchboard.poll_timeout();
         self.timer_at
     }
 }
@@ -206,10 +224,10 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(gateway: Gateway) -> Self {
+    pub(crate) fn new(switchboard: Switchboard) -> Self {
         Self {
             shared: Mutex::new(Shared {
-                gateway,
+                switchboard,
                 conns: HashMap::new(),
                 timer_at: None,
             }),
@@ -227,10 +245,10 @@ impl State {
 
     /// Runs one core call under the lock, dispatches its actions, releases the lock and carries out
     /// the effects.
-    pub(crate) fn call<R>(&self, fx: &mut Effects, f: impl FnOnce(&mut Gateway) -> R) -> R {
+    pub(crate) fn call<R>(&self, fx: &mut Effects, f: impl FnOnce(&mut Switchboard) -> R) -> R {
         let result = {
             let mut shared = self.lock();
-            let result = f(&mut shared.gateway);
+            let result = f(&mut shared.switchboard);
             shared.dispatch(fx);
             result
         };

@@ -1,4 +1,5 @@
-//! The one timer task: sleeps until the core's next deadline, then fires it.
+//! The one timer task: sleeps until the core's next deadline (gateway, snet handshakes, snet wait
+//! timeouts), then fires it.
 
 use super::shared::{Effects, State};
 use std::sync::Arc;
@@ -18,7 +19,7 @@ pub(crate) async fn run(state: Arc<State>) {
             }
         };
         tokio::select! {
-            () = sleep => state.call(&mut fx, |gw| gw.handle_timeout(Instant::now())),
+            () = sleep => state.call(&mut fx, |sb| sb.handle_timeout(Instant::now())),
             () = state.timer.notified() => {}
         }
     }
