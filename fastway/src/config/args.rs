@@ -18,6 +18,13 @@ Integers: decimal, 0x hex, 0o or leading-0 octal, 0b binary, '_' between digits 
 Durations: Go syntax, a number with a unit ns us µs ms s m h (30s, 1m30s, 500ms, 1.5s); a bare 0 is zero.
 Addresses: host:port; ':port' means all interfaces (':8000' is 0.0.0.0:8000); port 0 picks a free port.
 
+snet (-ClientSnetEnable / -ServerSnetEnable): a reconnectable stream under the protocol. Enable it when
+clients sit on flaky networks (mobile): a dropped TCP connection is resumed within *SnetWaitTimeout with
+no message lost and no vconn closed. Both ends must speak snet (and agree on *SnetEncrypt). It costs a
+~50-byte handshake per connection, one copy of every outbound byte into a per-connection rewrite buffer
+(*SnetBuffer bytes of memory each, 64 KiB by default), and with encryption RC4 over every byte. RC4 keeps
+casual observers out but is not modern cryptography: use TLS in front for real secrecy.
+
 Process control: the pid is written to --pid-file; `kill $(cat fastway.pid)` stops the gateway, and
 `echo stats > fastway.cmd && kill -USR1 $(cat fastway.pid)` runs a command (write `help` for the list).";
 
@@ -112,7 +119,9 @@ pub struct Args {
         value_parser = parse_go_duration, default_value = "30s")]
     pub client_idle_timeout: GoDuration,
 
-    /// Wrap the client listener in snet (reconnectable stream) [default: false]
+    /// Wrap the client listener in snet: clients that lose their TCP connection reconnect and resume
+    /// without losing a message or a vconn. Costs a rewrite buffer (-ClientSnetBuffer) per client and
+    /// a copy of every byte sent to it; clients must speak snet too [default: false]
     #[arg(
         long, visible_alias = "ClientSnetEnable", help_heading = "Client side",
         action = ArgAction::Set, num_args = 0..=1, require_equals = true, value_name = "BOOL",
@@ -121,7 +130,8 @@ pub struct Args {
     )]
     pub client_snet_enable: bool,
 
-    /// Encrypt snet client streams with RC4 after the DH handshake [default: false]
+    /// Encrypt snet client streams with RC4 (key from a DH64 exchange); not negotiated, so clients must
+    /// be configured alike. Costs one XOR pass over every byte [default: false]
     #[arg(
         long, visible_alias = "ClientSnetEncrypt", help_heading = "Client side",
         action = ArgAction::Set, num_args = 0..=1, require_equals = true, value_name = "BOOL",
@@ -192,7 +202,9 @@ pub struct Args {
         value_parser = parse_go_duration, default_value = "30s")]
     pub server_idle_timeout: GoDuration,
 
-    /// Wrap the server listener in snet (reconnectable stream) [default: false]
+    /// Wrap the server listener in snet: game servers that lose their TCP connection reconnect and
+    /// resume without losing a message or a vconn. Costs a rewrite buffer (-ServerSnetBuffer) per server
+    /// and a copy of every byte sent to it; servers must speak snet too [default: false]
     #[arg(
         long, visible_alias = "ServerSnetEnable", help_heading = "Server side",
         action = ArgAction::Set, num_args = 0..=1, require_equals = true, value_name = "BOOL",
@@ -201,7 +213,8 @@ pub struct Args {
     )]
     pub server_snet_enable: bool,
 
-    /// Encrypt snet server streams with RC4 after the DH handshake [default: false]
+    /// Encrypt snet server streams with RC4 (key from a DH64 exchange); not negotiated, so servers must
+    /// be configured alike. Costs one XOR pass over every byte [default: false]
     #[arg(
         long, visible_alias = "ServerSnetEncrypt", help_heading = "Server side",
         action = ArgAction::Set, num_args = 0..=1, require_equals = true, value_name = "BOOL",
