@@ -296,3 +296,40 @@ fn a_silent_socket_on_an_snet_port_is_closed_at_the_handshake_deadline() {
     assert!(line.starts_with("WARN"), "{line}");
     gw.stop().unwrap();
 }
+
+#[test]
+fn shutdown_while_a_writer_is_blocked_delivers_whole_frames_then_the_close() {
+    const FRAMES: u32 = 200;
+    const PAYLOAD: usize = 60_000;
+    let config = snet_config(true, LONG_WAIT);
+    let gw = Running::start(|c| {
+        c.client_snet = Some(config);
+        c.gateway.client_queue.max_bytes = 64 << 20;
+    });
+    let mut server = gw.server(7);
+    let mut client = SnetClient::handshake(connect_small_window(gw.client), config);
+    let conn = open_vconn(&mut client, &mut server, 7);
+    // Far more than the client's window and the gateway's socket buffer: its writer blocks mid-batch.
+    for i in 0..FRAMES {
+        server
+            .write_all(&data(conn, &numbered(i, PAYLOAD)))
+            .unwrap();
+    }
+    thread::sleep(Duration::from_millis(100));
+    gw.handle.shutdown();
+    // The batch in flight is written whole before the last flush (the vconn's Close): the encrypted
+    // stream has no gap and no frame is cut.
+    for i in 0..FRAMES {
+        let frame = client.recv_frame();
+        assert!(
+            frame == data(conn, &numbered(i, PAYLOAD)),
+            "frame {i} is cut or wrong"
+        );
+    }
+    assert_eq!(client.recv_frame(), close(conn));
+    assert!(
+        client.read_once().is_err(),
+        "socket still open after the flush"
+    );
+    gw.stop().unwrap();
+}

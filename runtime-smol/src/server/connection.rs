@@ -238,22 +238,27 @@ struct Writer {
 
 impl Writer {
     async fn run(self) {
-        self.serve().await;
+        let mut unwritten = self.serve().await;
         // Closed by the core: write what it still owed (an snet refusal, a graceful shutdown's last
         // frames), then shut the socket so the peer sees EOF even while the reader still holds it.
+        // Bytes that follow the stream must not leave a gap in it: the rest of a batch whose write the
+        // close interrupted goes first (the core counted it as sent; on an snet port it is encrypted
+        // and counted in the stream). Without a flush the interrupted batch is simply cut off.
         let flush = self.conn.take_flush();
         if !flush.is_empty() {
-            Box::pin(flush_before_close(&self.stream, flush)).await;
+            unwritten.extend(flush);
+            Box::pin(flush_before_close(&self.stream, unwritten)).await;
         }
         let _ = self.stream.get_ref().shutdown(Shutdown::Both);
     }
 
     /// Drains the core's queue for this socket on every wake-up until the connection is closed.
-    async fn serve(&self) {
+    /// Returns what a close left unwritten of the batch in flight.
+    async fn serve(&self) -> Vec<Bytes> {
         let mut batch: Vec<Bytes> = Vec::new();
         loop {
             if !self.conn.signals.wait(Task::Writer).await {
-                return;
+                return Vec::new();
             }
             loop {
                 batch.clear();
@@ -274,7 +279,8 @@ impl Writer {
                 // idle connection's writer task stays small.
                 let write = Box::pin(write_all(&self.stream, &mut batch));
                 match self.conn.signals.or_closed(Task::Writer, write).await {
-                    None => return,
+                    // `write_all` keeps exactly the unwritten bytes in `batch`.
+                    None => return batch,
                     Some(Ok(())) => {}
                     Some(Err(err)) => {
                         debug!(
@@ -285,7 +291,7 @@ impl Writer {
                         let mut shared = self.inner.lock();
                         shared.switchboard.handle_closed(self.socket, now);
                         shared.dispatch();
-                        return;
+                        return Vec::new();
                     }
                 }
             }
@@ -306,16 +312,16 @@ async fn flush_before_close(socket: &Async<TcpStream>, mut flush: Vec<Bytes>) {
 }
 
 /// Writes every byte of `batch` with vectored writes (at most [`MAX_IOV`] slices per call), handling
-/// partial writes. Leaves `batch` empty on success.
+/// partial writes. Leaves `batch` empty on success; between writes (so also when the future is dropped
+/// or fails) `batch` holds exactly the bytes not written yet.
 pub(crate) async fn write_all(socket: &Async<TcpStream>, batch: &mut Vec<Bytes>) -> io::Result<()> {
-    let mut next = 0;
     loop {
-        while batch.get(next).is_some_and(Bytes::is_empty) {
-            next += 1;
+        let empty = batch.iter().take_while(|bytes| bytes.is_empty()).count();
+        batch.drain(..empty);
+        if batch.is_empty() {
+            return Ok(());
         }
-        let Some(pending) = batch.get(next..).filter(|rest| !rest.is_empty()) else {
-            break;
-        };
+        let pending = &batch[..];
         let written = socket
             .write_with(|stream| {
                 let mut slices = [IoSlice::new(&[]); MAX_IOV];
@@ -333,10 +339,10 @@ pub(crate) async fn write_all(socket: &Async<TcpStream>, batch: &mut Vec<Bytes>)
                 "socket accepted no bytes",
             ));
         }
-        advance(batch, &mut next, written);
+        let mut done = 0;
+        advance(batch, &mut done, written);
+        batch.drain(..done);
     }
-    batch.clear();
-    Ok(())
 }
 
 /// Marks `written` bytes from `batch[*next..]` as sent.

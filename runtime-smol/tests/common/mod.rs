@@ -65,7 +65,11 @@ pub struct SnetClient {
 impl SnetClient {
     /// Dials `addr` and runs the new-connection handshake (SNET.md §4).
     pub fn connect(addr: SocketAddr, config: SnetConfig) -> Self {
-        let mut stream = dial(addr);
+        Self::handshake(dial(addr), config)
+    }
+
+    /// Runs the new-connection handshake on a connected `stream` (which should have timeouts).
+    pub fn handshake(mut stream: TcpStream, config: SnetConfig) -> Self {
         let mut handshake = ClientHandshake::new(config, &mut UnwrapErr(SysRng));
         stream.write_all(&handshake.request()).unwrap();
         let mut buf = BytesMut::new();
