@@ -19,18 +19,14 @@ impl Control for GatewayHandle {
 }
 
 pub(super) fn start(options: ServeOptions) -> io::Result<RunningGateway> {
-    if options.client_snet.is_some() || options.server_snet.is_some() {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "the smol runtime does not support snet yet; use --runtime tokio or std",
-        ));
-    }
     spawn_serving(
         RuntimeKind::Smol,
         move |bound: std::sync::mpsc::Sender<Bound>| {
             futures_lite::future::block_on(async move {
                 let config = ServerConfig {
                     gateway: options.gateway,
+                    client_snet: options.client_snet,
+                    server_snet: options.server_snet,
                     client_addr: options.client_addr,
                     server_addr: options.server_addr,
                     reuse_port: options.reuse_port,

@@ -1,17 +1,19 @@
-//! One connection: registration with the core, then a reader task and a writer task.
+//! One socket: registration with the core, then a reader task and a writer task.
 //!
 //! The reader feeds bytes to the core and obeys pause/resume; the writer drains the core's queue for
-//! this peer with vectored writes, one syscall per batch, and on close writes the last flush and shuts
-//! the socket. Neither decides anything about the protocol.
+//! this socket with vectored writes, one syscall per batch, and on close writes the last flush and
+//! shuts the socket. Neither decides anything about the protocol: snet handshakes, decryption,
+//! encryption and reconnects all happen inside the switchboard.
 
+use super::rng::{PreDrawn, SNET_POOL};
 use super::shared::{Conn, Inner, TaskGuard};
 use super::signal::Task;
 use bytes::{Buf, Bytes, BytesMut};
+use fastway_core::auth::{CHALLENGE_LEN, Challenge};
 use fastway_core::frame::FrameDecoder;
-use fastway_core::gateway::{PeerId, Side};
-use getrandom::SysRng;
+use fastway_core::gateway::Side;
+use fastway_core::switchboard::SocketId;
 use log::{debug, warn};
-use rand_core::UnwrapErr;
 use smol::{Async, Executor, Timer};
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -21,11 +23,15 @@ use std::time::{Duration, Instant};
 
 /// Most slices handed to one `writev`.
 const MAX_IOV: usize = 64;
-/// How long a closing connection may take to write its last bytes (graceful shutdown).
+/// How long a closing connection may take to write its last bytes (graceful shutdown, snet refusal).
 pub(crate) const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Registers a freshly accepted socket with the core and starts its tasks on `executor`. A client
-/// over the `max_clients` cap is closed at once (the socket is dropped) with a log line.
+/// Registers a freshly accepted socket with the core and starts its tasks on `executor`. A plain
+/// client over the `max_clients` cap, or a socket for which the OS RNG fails, is closed at once (the
+/// socket is dropped) with a log line.
+///
+/// Randomness is drawn here, before the lock: a plain server port's 8-byte challenge, and on an snet
+/// port a small pool the reader hands to the switchboard for the snet handshake.
 pub(crate) fn start(
     executor: &Executor<'static>,
     inner: &Arc<Inner>,
@@ -33,40 +39,63 @@ pub(crate) fn start(
     addr: SocketAddr,
     side: Side,
 ) {
-    let conn = Arc::new(Conn::new(addr, side));
-    let now = Instant::now();
-    let peer = {
-        let mut shared = inner.lock();
-        let peer = match side {
-            Side::Client => match shared.gateway.accept_client(now) {
-                Ok(peer) => peer,
-                Err(err) => {
-                    drop(shared);
-                    warn!("refuse client from {addr}: {err}");
-                    return;
-                }
-            },
-            Side::Server => shared.gateway.accept_server(now, &mut UnwrapErr(SysRng)),
-        };
-        shared.register(peer, Arc::clone(&conn));
-        shared.dispatch();
-        peer
+    let snet = inner.is_snet(side);
+    let wanted = match (snet, side) {
+        (true, _) => SNET_POOL,
+        (false, Side::Server) => CHALLENGE_LEN,
+        (false, Side::Client) => 0,
     };
-    debug!("{side} {peer} connected from {addr}");
-    let socket = Arc::new(stream);
+    let mut pool = match PreDrawn::draw(wanted) {
+        Ok(pool) => pool,
+        Err(err) => {
+            warn!("refuse {side} from {addr}: OS random number generator failed: {err}");
+            return;
+        }
+    };
+    // Ignored by the core on snet ports (the server's peer, and its challenge, come after the snet
+    // handshake, from the pool) and for clients.
+    let challenge = if !snet && side == Side::Server {
+        Challenge::random(&mut pool)
+    } else {
+        Challenge([0; CHALLENGE_LEN])
+    };
+    let rng = snet.then(|| Box::new(pool));
+    let now = Instant::now();
+    let conn = {
+        let mut shared = inner.lock();
+        let socket = match shared
+            .switchboard
+            .accept_with_challenge(side, now, challenge)
+        {
+            Ok(socket) => socket,
+            Err(err) => {
+                drop(shared);
+                warn!("refuse {side} from {addr}: {err}");
+                return;
+            }
+        };
+        let conn = Arc::new(Conn::new(socket, addr, side));
+        shared.register(Arc::clone(&conn));
+        shared.dispatch();
+        conn
+    };
+    debug!("{side} {} connected from {addr}", conn.socket);
+    let socket = conn.socket;
+    let stream = Arc::new(stream);
     let reader = Reader {
         _guard: inner.task_guard(),
         inner: Arc::clone(inner),
         conn: Arc::clone(&conn),
-        peer,
-        socket: Arc::clone(&socket),
+        socket,
+        stream: Arc::clone(&stream),
+        rng,
     };
     let writer = Writer {
         _guard: inner.task_guard(),
         inner: Arc::clone(inner),
         conn,
-        peer,
         socket,
+        stream,
     };
     executor.spawn(reader.run()).detach();
     executor.spawn(writer.run()).detach();
@@ -78,18 +107,22 @@ struct Reader {
     _guard: TaskGuard,
     inner: Arc<Inner>,
     conn: Arc<Conn>,
-    peer: PeerId,
-    socket: Arc<Async<TcpStream>>,
+    socket: SocketId,
+    stream: Arc<Async<TcpStream>>,
+    /// Pre-drawn randomness for the snet handshake (snet ports only; boxed so that a plain
+    /// connection's task stays small).
+    rng: Option<Box<PreDrawn>>,
 }
 
 impl Reader {
-    async fn run(self) {
+    async fn run(mut self) {
         let buffer_size = match self.conn.side {
             Side::Client => self.inner.client_read_buffer,
             Side::Server => self.inner.server_read_buffer,
         };
-        // Allocated only once bytes have arrived and released when the core consumed everything,
-        // so an idle connection holds no buffer.
+        // One buffer per socket, only ever appended to between core calls (the switchboard's rule).
+        // Allocated only once bytes have arrived and released when the core has consumed everything
+        // (never while it holds bytes), so an idle connection holds no buffer.
         let mut buf: Option<BytesMut> = None;
         // A resume came in: the bytes we hold must reach the core before we read more.
         let mut resumed = false;
@@ -117,7 +150,7 @@ impl Reader {
             match self
                 .conn
                 .signals
-                .or_closed(Task::Reader, self.socket.readable())
+                .or_closed(Task::Reader, self.stream.readable())
                 .await
             {
                 None => return,
@@ -125,7 +158,7 @@ impl Reader {
                 Some(Ok(())) => {}
             }
             let held = buf.get_or_insert_with(|| BytesMut::with_capacity(buffer_size));
-            match read_some(&self.socket, held, self.inner.decoder, buffer_size) {
+            match read_some(&self.stream, held, self.inner.decoder, buffer_size) {
                 Ok(0) => return self.lost(&io::ErrorKind::UnexpectedEof.into()),
                 Ok(_) => self.feed(held),
                 Err(err)
@@ -141,23 +174,27 @@ impl Reader {
         }
     }
 
-    /// Hands the buffered bytes to the core, which consumes every whole frame from the front.
-    fn feed(&self, buf: &mut BytesMut) {
+    /// Hands the buffered bytes to the core, which consumes every whole frame from the front (on an
+    /// snet port: runs the handshake, or decrypts and takes everything).
+    fn feed(&mut self, buf: &mut BytesMut) {
+        let mut no_pool = PreDrawn::empty();
+        let rng = self.rng.as_deref_mut().unwrap_or(&mut no_pool);
         let now = Instant::now();
         let mut shared = self.inner.lock();
-        shared.gateway.handle_input(self.peer, buf, now);
+        shared.switchboard.handle_input(self.socket, buf, now, rng);
         shared.dispatch();
     }
 
-    /// The socket reached EOF or failed: tell the core, which emits the Close that stops the writer.
+    /// The socket reached EOF or failed: tell the core, which emits the Close that stops the writer
+    /// (on an snet port the session then waits for its client to reconnect).
     fn lost(&self, err: &io::Error) {
         debug!(
             "{} {} from {}: read ended: {err}",
-            self.conn.side, self.peer, self.conn.addr
+            self.conn.side, self.socket, self.conn.addr
         );
         let now = Instant::now();
         let mut shared = self.inner.lock();
-        shared.gateway.handle_closed(self.peer, now);
+        shared.switchboard.handle_closed(self.socket, now);
         shared.dispatch();
     }
 }
@@ -195,35 +232,42 @@ struct Writer {
     _guard: TaskGuard,
     inner: Arc<Inner>,
     conn: Arc<Conn>,
-    peer: PeerId,
-    socket: Arc<Async<TcpStream>>,
+    socket: SocketId,
+    stream: Arc<Async<TcpStream>>,
 }
 
 impl Writer {
     async fn run(self) {
-        self.serve().await;
-        // Closed by the core: write what it still owed (graceful shutdown only), then shut the socket
-        // so the peer sees EOF even while the reader still holds it.
+        let mut unwritten = self.serve().await;
+        // Closed by the core: write what it still owed (an snet refusal, a graceful shutdown's last
+        // frames), then shut the socket so the peer sees EOF even while the reader still holds it.
+        // Bytes that follow the stream must not leave a gap in it: the rest of a batch whose write the
+        // close interrupted goes first (the core counted it as sent; on an snet port it is encrypted
+        // and counted in the stream). Without a flush the interrupted batch is simply cut off.
         let flush = self.conn.take_flush();
         if !flush.is_empty() {
-            Box::pin(flush_before_close(&self.socket, flush)).await;
+            unwritten.extend(flush);
+            Box::pin(flush_before_close(&self.stream, unwritten)).await;
         }
-        let _ = self.socket.get_ref().shutdown(Shutdown::Both);
+        let _ = self.stream.get_ref().shutdown(Shutdown::Both);
     }
 
-    /// Drains the core's queue for this peer on every wake-up until the connection is closed.
-    async fn serve(&self) {
+    /// Drains the core's queue for this socket on every wake-up until the connection is closed.
+    /// Returns what a close left unwritten of the batch in flight.
+    async fn serve(&self) -> Vec<Bytes> {
         let mut batch: Vec<Bytes> = Vec::new();
         loop {
             if !self.conn.signals.wait(Task::Writer).await {
-                return;
+                return Vec::new();
             }
             loop {
                 batch.clear();
                 let taken = {
                     let now = Instant::now();
                     let mut shared = self.inner.lock();
-                    let taken = shared.gateway.poll_transmit(self.peer, now, &mut batch);
+                    let taken = shared
+                        .switchboard
+                        .poll_transmit(self.socket, now, &mut batch);
                     // Taking bytes may release clients paused on this server.
                     shared.dispatch();
                     taken
@@ -233,20 +277,21 @@ impl Writer {
                 }
                 // Boxed: the write future is large and exists only while bytes are in flight, so an
                 // idle connection's writer task stays small.
-                let write = Box::pin(write_all(&self.socket, &mut batch));
+                let write = Box::pin(write_all(&self.stream, &mut batch));
                 match self.conn.signals.or_closed(Task::Writer, write).await {
-                    None => return,
+                    // `write_all` keeps exactly the unwritten bytes in `batch`.
+                    None => return batch,
                     Some(Ok(())) => {}
                     Some(Err(err)) => {
                         debug!(
                             "{} {} from {}: write failed: {err}",
-                            self.conn.side, self.peer, self.conn.addr
+                            self.conn.side, self.socket, self.conn.addr
                         );
                         let now = Instant::now();
                         let mut shared = self.inner.lock();
-                        shared.gateway.handle_closed(self.peer, now);
+                        shared.switchboard.handle_closed(self.socket, now);
                         shared.dispatch();
-                        return;
+                        return Vec::new();
                     }
                 }
             }
@@ -267,16 +312,16 @@ async fn flush_before_close(socket: &Async<TcpStream>, mut flush: Vec<Bytes>) {
 }
 
 /// Writes every byte of `batch` with vectored writes (at most [`MAX_IOV`] slices per call), handling
-/// partial writes. Leaves `batch` empty on success.
+/// partial writes. Leaves `batch` empty on success; between writes (so also when the future is dropped
+/// or fails) `batch` holds exactly the bytes not written yet.
 pub(crate) async fn write_all(socket: &Async<TcpStream>, batch: &mut Vec<Bytes>) -> io::Result<()> {
-    let mut next = 0;
     loop {
-        while batch.get(next).is_some_and(Bytes::is_empty) {
-            next += 1;
+        let empty = batch.iter().take_while(|bytes| bytes.is_empty()).count();
+        batch.drain(..empty);
+        if batch.is_empty() {
+            return Ok(());
         }
-        let Some(pending) = batch.get(next..).filter(|rest| !rest.is_empty()) else {
-            break;
-        };
+        let pending = &batch[..];
         let written = socket
             .write_with(|stream| {
                 let mut slices = [IoSlice::new(&[]); MAX_IOV];
@@ -294,10 +339,10 @@ pub(crate) async fn write_all(socket: &Async<TcpStream>, batch: &mut Vec<Bytes>)
                 "socket accepted no bytes",
             ));
         }
-        advance(batch, &mut next, written);
+        let mut done = 0;
+        advance(batch, &mut done, written);
+        batch.drain(..done);
     }
-    batch.clear();
-    Ok(())
 }
 
 /// Marks `written` bytes from `batch[*next..]` as sent.
@@ -337,33 +382,39 @@ mod tests {
     }
 
     /// Idle connections must cost almost nothing (DESIGN.md §5): the two task futures stay small
-    /// because the rarely used write and flush futures are boxed.
+    /// because the rarely used write and flush futures (and the snet rng pool) are boxed.
     #[test]
     fn idle_connection_tasks_stay_small() {
+        use fastway_core::switchboard::{Switchboard, SwitchboardConfig};
         let localhost = SocketAddr::from(([127, 0, 0, 1], 0));
         let inner = Arc::new(Inner::new(
-            fastway_core::gateway::Gateway::new(Default::default()),
+            Switchboard::new(SwitchboardConfig::default()),
             2048,
             65536,
         ));
         let listener = std::net::TcpListener::bind(localhost).unwrap();
         let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let socket = Arc::new(Async::new(stream).unwrap());
-        let conn = Arc::new(Conn::new(localhost, Side::Client));
-        let peer = inner.lock().gateway.accept_client(Instant::now()).unwrap();
+        let stream = Arc::new(Async::new(stream).unwrap());
+        let socket = inner
+            .lock()
+            .switchboard
+            .accept_with_challenge(Side::Client, Instant::now(), Challenge([0; CHALLENGE_LEN]))
+            .unwrap();
+        let conn = Arc::new(Conn::new(socket, localhost, Side::Client));
         let reader = Reader {
             _guard: inner.task_guard(),
             inner: Arc::clone(&inner),
             conn: Arc::clone(&conn),
-            peer,
-            socket: Arc::clone(&socket),
+            socket,
+            stream: Arc::clone(&stream),
+            rng: None,
         };
         let writer = Writer {
             _guard: inner.task_guard(),
             inner: Arc::clone(&inner),
             conn,
-            peer,
             socket,
+            stream,
         };
         let (reader, writer) = (reader.run(), writer.run());
         let sizes = (

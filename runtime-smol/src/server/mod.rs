@@ -1,19 +1,23 @@
-//! The gateway server: two listeners, a reader and a writer per connection, one timer, all sharing
-//! one [`Gateway`] behind a lock.
+//! The gateway server: two listeners, a reader and a writer per socket, one timer, all sharing one
+//! [`Switchboard`] (the gateway plus snet, socket by socket) behind a lock.
 //!
 //! * `listener` binds with socket2 and accepts with back-off;
 //! * `connection` registers each socket with the core and runs its reader and writer;
+//! * `rng` draws the randomness the core needs before the lock is taken;
 //! * `shared` holds the lock and turns the core's actions into wake-ups and closes;
 //! * `timer` calls the core when its next deadline comes;
 //! * `signal` has the wake-up primitives (no wake-up can be lost).
 
 mod connection;
 mod listener;
+mod rng;
 mod shared;
 mod signal;
 mod timer;
 
-use fastway_core::gateway::{Gateway, GatewayConfig, GatewayStats, PeerInfo, Side};
+use fastway_core::gateway::{GatewayConfig, GatewayStats, PeerInfo, Side};
+use fastway_core::snet::SnetConfig;
+use fastway_core::switchboard::{Switchboard, SwitchboardConfig};
 use log::{info, warn};
 use shared::Inner;
 use smol::{Async, Executor};
@@ -27,12 +31,17 @@ use std::time::Instant;
 /// asked to fill zero bytes.
 const MIN_READ_BUFFER: usize = 64;
 
-/// Everything the smol adapter needs besides the core's [`GatewayConfig`]. The same shape in every
-/// fastway runtime, so the binary and the conformance tests can drive any of them.
+/// Everything the smol adapter needs besides the core's [`GatewayConfig`] and [`SnetConfig`]s. The
+/// same shape in every fastway runtime, so the binary and the conformance tests can drive any of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     /// The rules the core enforces (limits, timeouts, auth key, queue bounds).
     pub gateway: GatewayConfig,
+    /// snet (SNET.md) on the client port (`ClientSnet*` flags): reconnectable, optionally encrypted
+    /// streams, handled entirely by the core. `None` (the default) is plain TCP.
+    pub client_snet: Option<SnetConfig>,
+    /// snet on the server port (`ServerSnet*` flags). `None` (the default) is plain TCP.
+    pub server_snet: Option<SnetConfig>,
     /// Where game clients connect (`ClientAddr`); port 0 picks a free port, see
     /// [`GatewayServer::client_addr`].
     pub client_addr: SocketAddr,
@@ -49,10 +58,13 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// The original gateway's defaults (CONFIG.md §2) on the given addresses.
+    /// The original gateway's defaults (CONFIG.md §2) on the given addresses: plain TCP (no snet) on
+    /// both ports.
     pub fn new(client_addr: SocketAddr, server_addr: SocketAddr) -> Self {
         Self {
             gateway: GatewayConfig::default(),
+            client_snet: None,
+            server_snet: None,
             client_addr,
             server_addr,
             reuse_port: false,
@@ -113,8 +125,13 @@ impl GatewayServer {
         let server_listener = listener::bind(Side::Server, config.server_addr, config.reuse_port)?;
         let server_addr = server_listener.get_ref().local_addr()?;
         info!("setup server listener at - {server_addr}");
+        let switchboard = Switchboard::new(SwitchboardConfig {
+            gateway: config.gateway,
+            client_snet: config.client_snet,
+            server_snet: config.server_snet,
+        });
         let inner = Arc::new(Inner::new(
-            Gateway::new(config.gateway),
+            switchboard,
             config.client_read_buffer.max(MIN_READ_BUFFER),
             config.server_read_buffer.max(MIN_READ_BUFFER),
         ));
@@ -171,7 +188,7 @@ impl GatewayServer {
                 info!("gateway shutting down");
                 {
                     let mut shared = inner.lock();
-                    shared.gateway.shutdown(Instant::now());
+                    shared.switchboard.shutdown(Instant::now());
                     shared.dispatch();
                 }
                 let deadline = Instant::now() + connection::FLUSH_TIMEOUT;
@@ -204,12 +221,13 @@ impl fmt::Debug for GatewayHandle {
 impl GatewayHandle {
     /// The core's counters now (for the `stats` command and monitoring).
     pub fn stats(&self) -> GatewayStats {
-        self.inner.lock().gateway.stats()
+        self.inner.lock().switchboard.stats()
     }
 
-    /// Every connection the core knows, ordered by handle (for the `conns` command).
+    /// Every peer the core knows, ordered by handle (for the `conns` command). An snet peer whose
+    /// client is reconnecting is listed although it has no socket right now.
     pub fn peers(&self) -> Vec<PeerInfo> {
-        self.inner.lock().gateway.peers()
+        self.inner.lock().switchboard.peers()
     }
 
     /// Asks [`GatewayServer::run`] to shut down gracefully and return. Idempotent; may be called

@@ -1,5 +1,5 @@
-//! The state every task shares: the core behind one lock, the connection handles, and the dispatch of
-//! the core's actions.
+//! The state every task shares: the core's switchboard behind one lock, the connection handles (one per
+//! accepted socket), and the dispatch of the switchboard's actions.
 //!
 //! Rule: the lock is held for core work and for flipping flags or ringing doorbells only, never across
 //! a syscall or an `.await`. Every core call is followed by [`Shared::dispatch`] under the same lock, so
@@ -8,7 +8,8 @@
 use super::signal::{ConnSignals, Doorbell, Latch, Task};
 use bytes::Bytes;
 use fastway_core::frame::FrameDecoder;
-use fastway_core::gateway::{Action, CloseReason, Gateway, PeerId, Side};
+use fastway_core::gateway::{CloseReason, Side};
+use fastway_core::switchboard::{Action, SocketCloseReason, SocketId, Switchboard};
 use log::{info, warn};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,9 +17,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-/// What the rest of the gateway knows about one connection's tasks, and how to reach them.
+/// What the rest of the gateway knows about one socket's tasks, and how to reach them.
 #[derive(Debug)]
 pub(crate) struct Conn {
+    /// The switchboard's handle for this socket, for logs.
+    pub(crate) socket: SocketId,
     /// The remote address, for logs.
     pub(crate) addr: SocketAddr,
     /// Which port it came in on.
@@ -29,13 +32,15 @@ pub(crate) struct Conn {
     /// [`Action::ResumeReading`] (feed what it holds, then read on); closed on [`Action::Close`]: both
     /// tasks stop, the writer flushes and shuts the socket.
     pub(crate) signals: ConnSignals,
-    /// The last bytes owed to the peer (graceful shutdown only), handed over with the close.
+    /// The last bytes owed to the peer (an snet refusal, a graceful shutdown's last frames), handed over
+    /// with the close.
     flush: Mutex<Vec<Bytes>>,
 }
 
 impl Conn {
-    pub(crate) fn new(addr: SocketAddr, side: Side) -> Self {
+    pub(crate) fn new(socket: SocketId, addr: SocketAddr, side: Side) -> Self {
         Self {
+            socket,
             addr,
             side,
             paused: AtomicBool::new(false),
@@ -44,69 +49,72 @@ impl Conn {
         }
     }
 
-    /// Takes the bytes to write before closing (empty unless the gateway is shutting down).
+    /// Takes the bytes to write before closing (often empty).
     pub(crate) fn take_flush(&self) -> Vec<Bytes> {
         std::mem::take(&mut *self.flush.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
-/// The core and the connections it knows, guarded together by [`Inner`]'s lock.
+/// The core and the sockets it knows, guarded together by [`Inner`]'s lock.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    /// The protocol state machine.
-    pub(crate) gateway: Gateway,
-    conns: HashMap<PeerId, Arc<Conn>>,
+    /// The protocol state machines: the gateway and, per snet port, the snet sessions.
+    pub(crate) switchboard: Switchboard,
+    conns: HashMap<SocketId, Arc<Conn>>,
     /// The deadline the timer task sleeps until, if any.
     timer_armed: Option<Instant>,
     timer_bell: Doorbell,
 }
 
 impl Shared {
-    /// Makes `conn` reachable under `peer`. Call before dispatching the actions of the accept.
-    pub(crate) fn register(&mut self, peer: PeerId, conn: Arc<Conn>) {
-        self.conns.insert(peer, conn);
+    /// Makes `conn` reachable under its socket id. Call before dispatching the actions of the accept.
+    pub(crate) fn register(&mut self, conn: Arc<Conn>) {
+        self.conns.insert(conn.socket, conn);
     }
 
     /// Drains every pending action and carries it out, then wakes the timer if the core's next
     /// deadline is earlier than the one it sleeps until.
     pub(crate) fn dispatch(&mut self) {
-        while let Some(action) = self.gateway.poll_action() {
+        while let Some(action) = self.switchboard.poll_action() {
             match action {
-                Action::Transmit(peer) => {
-                    if let Some(conn) = self.conns.get(&peer) {
+                Action::Transmit(socket) => {
+                    if let Some(conn) = self.conns.get(&socket) {
                         conn.signals.ring(Task::Writer);
                     }
                 }
-                Action::PauseReading(peer) => {
-                    if let Some(conn) = self.conns.get(&peer) {
+                Action::PauseReading(socket) => {
+                    if let Some(conn) = self.conns.get(&socket) {
                         conn.paused.store(true, Ordering::Release);
                     }
                 }
-                Action::ResumeReading(peer) => {
-                    if let Some(conn) = self.conns.get(&peer) {
+                Action::ResumeReading(socket) => {
+                    if let Some(conn) = self.conns.get(&socket) {
                         conn.paused.store(false, Ordering::Release);
                         conn.signals.ring(Task::Reader);
                     }
                 }
-                Action::ServerAuthenticated { peer, server_id } => {
-                    if let Some(conn) = self.conns.get(&peer) {
+                Action::ServerAuthenticated { socket, server_id } => {
+                    if let Some(conn) = self.conns.get(&socket) {
                         info!("accept server {server_id} from {}", conn.addr);
                     }
                 }
+                Action::SessionEnded { side, reason } => {
+                    log_session_ended(side, reason);
+                }
                 Action::Close {
-                    peer,
+                    socket,
                     reason,
                     flush,
                 } => {
-                    if let Some(conn) = self.conns.remove(&peer) {
-                        log_close(peer, &conn, reason);
+                    if let Some(conn) = self.conns.remove(&socket) {
+                        log_close(&conn, reason);
                         *conn.flush.lock().unwrap_or_else(PoisonError::into_inner) = flush;
                         conn.signals.close();
                     }
                 }
             }
         }
-        if let Some(next) = self.gateway.poll_timeout() {
+        if let Some(next) = self.switchboard.poll_timeout() {
             if self.timer_armed.is_none_or(|armed| next < armed) {
                 self.timer_armed = Some(next);
                 self.timer_bell.ring();
@@ -116,22 +124,32 @@ impl Shared {
 
     /// Records that the timer task now sleeps until the core's next deadline, and returns it.
     pub(crate) fn arm_timer(&mut self) -> Option<Instant> {
-        self.timer_armed = self.gateway.poll_timeout();
+        self.timer_armed = self.switchboard.poll_timeout();
         self.timer_armed
     }
 }
 
-/// One log line per closed connection: `info` when it left or the gateway stops, `warn` when the
-/// gateway dropped it (protocol violation, timeout, slow reader, failed auth).
-fn log_close(peer: PeerId, conn: &Conn, reason: CloseReason) {
-    let (side, addr) = (conn.side, conn.addr);
+/// One log line per closed socket: `info` for routine ends (it left, an snet reconnect replaced it,
+/// the gateway stops), `warn` when it broke the protocol, was too slow, timed out, failed auth or an
+/// snet handshake, or was refused.
+fn log_close(conn: &Conn, reason: SocketCloseReason) {
+    let (socket, side, addr) = (conn.socket, conn.side, conn.addr);
     match reason {
         // The original's text, kept so existing log scrapers still match (PROTOCOL.md §5).
-        CloseReason::Auth(err) => warn!("error happends when accept server from {addr}: {err}"),
-        CloseReason::Disconnected | CloseReason::Shutdown => {
-            info!("{side} {peer} from {addr} closed: {reason}");
+        SocketCloseReason::Peer(CloseReason::Auth(err)) => {
+            warn!("error happends when accept server from {addr}: {err}");
         }
-        _ => warn!("drop {side} {peer} from {addr}: {reason}"),
+        _ if reason.is_routine() => info!("{side} {socket} from {addr} closed: {reason}"),
+        _ => warn!("drop {side} {socket} from {addr}: {reason}"),
+    }
+}
+
+/// An snet session ended while its client was away (no socket to close): say why.
+fn log_session_ended(side: Side, reason: SocketCloseReason) {
+    if reason.is_routine() {
+        info!("{side} snet session ended while it was reconnecting: {reason}");
+    } else {
+        warn!("drop {side} snet session while it was reconnecting: {reason}");
     }
 }
 
@@ -152,21 +170,27 @@ pub(crate) struct Inner {
     pub(crate) client_read_buffer: usize,
     /// Initial read-buffer capacity of a server connection.
     pub(crate) server_read_buffer: usize,
+    /// Whether the client port speaks snet (known without the lock, to pre-draw randomness).
+    pub(crate) client_snet: bool,
+    /// Whether the server port speaks snet.
+    pub(crate) server_snet: bool,
     /// Used only to size the read buffer for a large frame; the core does the decoding.
     pub(crate) decoder: FrameDecoder,
 }
 
 impl Inner {
     pub(crate) fn new(
-        gateway: Gateway,
+        switchboard: Switchboard,
         client_read_buffer: usize,
         server_read_buffer: usize,
     ) -> Self {
         let timer_bell = Doorbell::new();
-        let decoder = FrameDecoder::new(gateway.config().max_packet);
+        let decoder = FrameDecoder::new(switchboard.gateway().config().max_packet);
+        let client_snet = switchboard.is_snet(Side::Client);
+        let server_snet = switchboard.is_snet(Side::Server);
         Self {
             shared: Mutex::new(Shared {
-                gateway,
+                switchboard,
                 conns: HashMap::new(),
                 timer_armed: None,
                 timer_bell: timer_bell.clone(),
@@ -177,7 +201,17 @@ impl Inner {
             tasks_done: Doorbell::new(),
             client_read_buffer,
             server_read_buffer,
+            client_snet,
+            server_snet,
             decoder,
+        }
+    }
+
+    /// Whether `side`'s port speaks snet.
+    pub(crate) fn is_snet(&self, side: Side) -> bool {
+        match side {
+            Side::Client => self.client_snet,
+            Side::Server => self.server_snet,
         }
     }
 

@@ -1,5 +1,5 @@
-//! The timer task: sleeps until the core's next deadline, then lets it expire idle peers and stalled
-//! handshakes.
+//! The timer task: sleeps until the core's next deadline, then lets it expire idle peers, stalled
+//! handshakes (gateway auth and snet) and snet sessions whose client did not come back in time.
 
 use super::shared::Inner;
 use smol::Timer;
@@ -33,7 +33,7 @@ pub(crate) async fn run(inner: Arc<Inner>) {
         if expired {
             let now = Instant::now();
             let mut shared = inner.lock();
-            shared.gateway.handle_timeout(now);
+            shared.switchboard.handle_timeout(now);
             shared.dispatch();
         }
     }
