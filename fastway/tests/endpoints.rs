@@ -286,7 +286,9 @@ fn close_semantics_through_the_gateway<E: Ep>(kind: RuntimeKind) {
         for msg in messages {
             s.send(Bytes::from_static(msg)).expect("send");
         }
-        marker_s.send(Bytes::from_static(b"marker")).expect("marker");
+        marker_s
+            .send(Bytes::from_static(b"marker"))
+            .expect("marker");
         assert_eq!(marker_c.recv().expect("marker"), &b"marker"[..]);
     };
 
