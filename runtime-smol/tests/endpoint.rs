@@ -267,7 +267,7 @@ fn send_waits_when_the_gateway_stops_reading_and_close_wakes_it() {
         client.close();
         assert_eq!(
             within(3.0, sender).await.unwrap_err(),
-            SendError::Closed(LinkError::Shutdown)
+            SendError::Link(LinkError::Shutdown)
         );
         // The socket is closed even though the peer never read (bounded flush).
         assert_eq!(within(3.0, client.closed()).await, LinkError::Shutdown);
@@ -346,15 +346,12 @@ fn remote_close_delivers_queued_messages_then_closed() {
         assert_eq!(c.recv().await.unwrap(), Bytes::new());
         assert_eq!(c.recv().await.unwrap_err(), RecvError::Closed);
         assert_eq!(c.recv().await.unwrap_err(), RecvError::Closed);
-        assert_eq!(
-            c.send("late").await.unwrap_err(),
-            SendError::UnknownConn(c.id())
-        );
+        assert_eq!(c.send("late").await.unwrap_err(), SendError::Closed);
     });
 }
 
 #[test]
-fn local_close_and_drop_close_the_vconn() {
+fn local_close_discards_queued_messages_and_drop_closes_the_vconn() {
     let gw = FakeGateway::start();
     run(async {
         let (client, server) = pair(&gw, options()).await;
@@ -369,13 +366,10 @@ fn local_close_and_drop_close_the_vconn() {
         .await;
         c.close();
         c.close(); // idempotent
-        // What had arrived is still delivered, then end of stream.
-        assert_eq!(c.recv().await.unwrap(), Bytes::from_static(b"before close"));
+        // The user closed it: what had arrived is discarded, end of stream at once.
+        assert_eq!(c.try_recv().unwrap_err(), RecvError::Closed);
         assert_eq!(c.recv().await.unwrap_err(), RecvError::Closed);
-        assert_eq!(
-            c.send("x").await.unwrap_err(),
-            SendError::UnknownConn(c.id())
-        );
+        assert_eq!(c.send("x").await.unwrap_err(), SendError::Closed);
         assert_eq!(within(3.0, s.recv()).await.unwrap_err(), RecvError::Closed);
 
         let (c, mut s) = open(&client, &server).await;
@@ -583,4 +577,43 @@ fn works_under_async_std() {
         client.close();
         assert_eq!(client.closed().await, LinkError::Shutdown);
     }));
+}
+
+#[test]
+fn local_close_wins_over_a_remote_close_and_works_through_a_sender() {
+    let gw = FakeGateway::start();
+    run(async {
+        let (client, server) = pair(&gw, options()).await;
+        // The remote closed with messages queued; the user then closes too: nothing more is read.
+        let (mut c, s) = open(&client, &server).await;
+        s.send("queued").await.unwrap();
+        s.close();
+        within(3.0, async {
+            while client.conn_count() != 0 {
+                Timer::after(Duration::from_millis(2)).await;
+            }
+        })
+        .await;
+        c.close();
+        assert_eq!(c.recv().await.unwrap_err(), RecvError::Closed);
+
+        // A close through a sender is a local close as well.
+        let (mut c, s) = open(&client, &server).await;
+        assert_eq!(c.try_recv(), Ok(None));
+        s.send("queued").await.unwrap();
+        within(3.0, async {
+            while format!("{c:?}").contains("queued: 0") {
+                Timer::after(Duration::from_millis(2)).await;
+            }
+        })
+        .await;
+        let sender = c.sender();
+        assert_eq!(sender.remote_id(), c.remote_id());
+        sender.close();
+        assert_eq!(c.try_recv().unwrap_err(), RecvError::Closed);
+        assert_eq!(c.recv().await.unwrap_err(), RecvError::Closed);
+        assert!(client.close_reason().is_none());
+        client.close();
+        assert_eq!(client.close_reason(), Some(LinkError::Shutdown));
+    });
 }

@@ -251,6 +251,45 @@ fn local_close_tells_the_remote() {
 }
 
 #[test]
+fn local_close_discards_queued_messages() {
+    let gateway = FakeGateway::start();
+    let (server, client) = (server(&gateway), client(&gateway));
+    // A second vconn over the same link: once its marker arrives, everything sent before it on the
+    // first vconn is queued at the client (one link, frames in order).
+    let (mut marker_c, marker_s) = pair(&client, &server);
+    let mut queued_behind_marker = |s: &VConn| {
+        s.send(&b"queued"[..]).unwrap();
+        marker_s.send(&b"marker"[..]).unwrap();
+        assert_eq!(recv(&mut marker_c), &b"marker"[..]);
+    };
+
+    let (mut c, s) = pair(&client, &server);
+    assert_eq!(c.try_recv(), Ok(None));
+    queued_behind_marker(&s);
+    c.close();
+    assert_eq!(c.try_recv(), Err(RecvError::Closed));
+    assert_eq!(c.recv(), Err(RecvError::Closed));
+
+    // After a remote close with messages still queued, a local close discards them too.
+    let (mut c, s) = pair(&client, &server);
+    queued_behind_marker(&s);
+    s.close();
+    wait_until(WAIT, || client.conn_count() == 1);
+    c.close();
+    assert_eq!(c.recv(), Err(RecvError::Closed));
+
+    // A close through a sender is a local close as well.
+    let (mut c, s) = pair(&client, &server);
+    queued_behind_marker(&s);
+    let sender = c.sender();
+    assert_eq!(sender.remote_id(), c.remote_id());
+    sender.close();
+    assert_eq!(c.recv(), Err(RecvError::Closed));
+    assert_eq!(c.send(&b"x"[..]), Err(SendError::Closed));
+    assert!(!client.is_closed());
+}
+
+#[test]
 fn endpoint_close_fails_pending_dial_accept_and_recv() {
     let silent = SilentGateway::start();
     let options = EndpointOptions {

@@ -301,6 +301,42 @@ async fn local_close() {
     eventually("gateway forgets vconns", || gw.vconns() == 0).await;
 }
 
+async fn local_close_discards_queued_messages() {
+    let (_gw, server, client) = setup(options(), options()).await;
+    // A second vconn over the same link: once its marker arrives, everything sent before it on the
+    // other vconn is queued at the client (one link, frames in order).
+    let (mut marker_c, marker_s) = pair(&server, &client).await;
+    async fn queued_behind_marker(s: &VConn, marker_s: &VConn, marker_c: &mut VConn) {
+        s.send(&b"queued"[..]).await.unwrap();
+        marker_s.send(&b"marker"[..]).await.unwrap();
+        assert_eq!(within(marker_c.recv()).await.unwrap(), &b"marker"[..]);
+    }
+
+    let (mut c, s) = pair(&server, &client).await;
+    queued_behind_marker(&s, &marker_s, &mut marker_c).await;
+    c.close();
+    assert_eq!(c.try_recv(), Err(RecvError::Closed));
+    assert_eq!(within(c.recv()).await.unwrap_err(), RecvError::Closed);
+
+    // After a remote close with messages still queued, a local close discards them too.
+    let (mut c, s) = pair(&server, &client).await;
+    queued_behind_marker(&s, &marker_s, &mut marker_c).await;
+    s.close();
+    eventually("remote close", || client.conn_count() == 1).await;
+    c.close();
+    assert_eq!(within(c.recv()).await.unwrap_err(), RecvError::Closed);
+
+    // A close through a sender is a local close as well.
+    let (mut c, s) = pair(&server, &client).await;
+    queued_behind_marker(&s, &marker_s, &mut marker_c).await;
+    let sender = c.sender();
+    assert_eq!(sender.remote_id(), c.remote_id());
+    sender.close();
+    assert_eq!(within(c.recv()).await.unwrap_err(), RecvError::Closed);
+    assert_eq!(c.send(&b"x"[..]).await.unwrap_err(), SendError::Closed);
+    assert!(!client.is_closed());
+}
+
 async fn endpoint_close_fails_pending_calls() {
     let (gw, server, client) = setup(options(), options()).await;
     let (mut c, mut s) = pair(&server, &client).await;
@@ -566,6 +602,7 @@ both_flavours!(
     messages_both_ways,
     remote_close_delivers_queued_then_closed,
     local_close,
+    local_close_discards_queued_messages,
     endpoint_close_fails_pending_calls,
     dropping_last_endpoint_closes_link,
     keepalive_pings_then_ping_timeout,

@@ -95,8 +95,60 @@ impl std::error::Error for DialError {
     }
 }
 
+/// Why [`VConn::send`](super::VConn::send) did not queue a message. Nothing was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// The message is above `max_packet - 4` bytes, the most the gateway accepts. The vconn stays
+    /// open and usable: split the message, or raise `max_packet` on both the gateway and here.
+    TooLarge {
+        /// The message length.
+        len: usize,
+        /// The largest message allowed.
+        max: usize,
+    },
+    /// The vconn is closed: by [`VConn::close`](super::VConn::close), by the remote side, or because
+    /// its receive queue overflowed.
+    Closed,
+    /// The link to the gateway ended, for this reason; every vconn on it is gone.
+    Link(LinkError),
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLarge { len, max } => write!(
+                f,
+                "message of {len} bytes is above the limit of {max} bytes (max_packet - 4); the connection stays open"
+            ),
+            Self::Closed => f.write_str("the virtual connection is closed"),
+            Self::Link(reason) => write!(f, "the link to the gateway is closed: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Link(reason) => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+impl From<fastway_core::endpoint::SendError> for SendError {
+    fn from(error: fastway_core::endpoint::SendError) -> Self {
+        use fastway_core::endpoint::SendError as Core;
+        match error {
+            Core::TooLarge { len, max } => Self::TooLarge { len, max },
+            Core::UnknownConn(_) => Self::Closed,
+            Core::Closed(reason) => Self::Link(reason),
+        }
+    }
+}
+
 /// Why [`VConn::recv`](super::VConn::recv) returned no message. Every message that arrived before the
-/// vconn ended has been delivered first.
+/// vconn ended has been delivered first, except after a local [`VConn::close`](super::VConn::close),
+/// which discards them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecvError {
     /// The vconn was closed: by the other member (or the gateway), or locally with

@@ -14,17 +14,39 @@
 //! # Layout
 //! * `mod.rs`: [`Endpoint`], [`EndpointOptions`];
 //! * `vconn.rs`: [`VConn`], [`VConnSender`];
-//! * `error.rs`: [`ConnectError`], [`DialError`], [`RecvError`];
+//! * `error.rs`: [`ConnectError`], [`DialError`], [`SendError`], [`RecvError`];
 //! * `connect.rs`: TCP connect and the game server's auth handshake;
 //! * `driver.rs`: the shared state and the reader/writer/timer tasks.
+//!
+//! # Same in every runtime
+//! The three endpoint libraries (`fastway_tokio::endpoint`, `fastway_smol::endpoint`,
+//! `fastway_std::endpoint`) share their user-visible rules, checked by one conformance suite
+//! (`fastway/tests/endpoints.rs`) against each runtime's gateway:
+//! * `recv` after a **remote** close, a receive-queue overflow or the end of the link delivers every
+//!   message that had arrived, then the error (`Closed`, `Overflow`, `Link(reason)`);
+//! * `recv` after a **local** close (`VConn::close`, `VConnSender::close`, drop) returns
+//!   `RecvError::Closed` at once: queued messages are discarded (the user is done with them);
+//! * `try_recv` never waits; `VConn::id`/`remote_id` and `VConnSender::id`/`remote_id`;
+//! * `SendError` is `TooLarge` (above `max_packet - 4`; the vconn stays usable), `Closed` (the vconn
+//!   is closed) or `Link(reason)`; `send` waits while more than 4 MiB wait to be written;
+//! * `Endpoint::close_reason`, `is_closed`, `conn_count`, `local_addr`, `peer_addr`; dropping the last
+//!   `Endpoint` clone closes the link; dials run concurrently and time out after `dial_timeout`.
+//!
+//! # Differences from the other runtimes
+//! * The link's tasks run on smol's global executor, so the futures work under any executor.
+//! * No `recv_timeout`/`accept_timeout`: race the futures with a `smol::Timer`.
+//! * [`Endpoint::closed`] resolves once the socket is closed, not just when the link ended (tokio and
+//!   std report the end at once; [`Endpoint::close_reason`] does so here too).
+//! * [`ConnectError`] variants follow what can fail here: `Config`, `Resolve`, `NoAddress`,
+//!   `Connect`, `Timeout`, `HandshakeTimeout`, `Handshake(io::Error)`.
 
 mod connect;
 mod driver;
 mod error;
 mod vconn;
 
-pub use error::{ConnectError, DialError, RecvError};
-pub use fastway_core::endpoint::{EndpointConfig, LinkError, PingTimeoutPolicy, SendError};
+pub use error::{ConnectError, DialError, RecvError, SendError};
+pub use fastway_core::endpoint::{EndpointConfig, LinkError, PingTimeoutPolicy};
 pub use smol::net::AsyncToSocketAddrs;
 pub use vconn::{VConn, VConnSender};
 
@@ -250,6 +272,12 @@ impl Endpoint {
     /// Whether the link has ended (see [`closed`](Self::closed) for why).
     pub fn is_closed(&self) -> bool {
         self.shared().lock().core.is_closed()
+    }
+
+    /// Why the link ended, or `None` while it is up. Never waits. (The reason is known as soon as the
+    /// link ends; [`closed`](Self::closed) additionally waits for the socket to be closed.)
+    pub fn close_reason(&self) -> Option<LinkError> {
+        self.shared().lock().core.close_reason()
     }
 
     /// This side's socket address.

@@ -1,11 +1,11 @@
 //! Virtual connections: message-oriented sessions multiplexed over one link.
 
 use super::driver::{Shared, VConnParts};
-use super::error::RecvError;
+use super::error::{RecvError, SendError};
 use bytes::Bytes;
-use fastway_core::endpoint::SendError;
-use smol::channel::Receiver;
+use smol::channel::{Receiver, TryRecvError};
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// One virtual connection to a remote (a game server for a client endpoint, a client for a server
@@ -27,6 +27,7 @@ impl VConn {
                 shared,
                 conn: parts.conn,
                 remote: parts.remote,
+                local_closed: Arc::new(AtomicBool::new(false)),
             },
             rx: parts.rx,
             end: parts.end,
@@ -51,23 +52,57 @@ impl VConn {
 
     /// The next message, in order. Empty messages are delivered as empty `Bytes`, never as end of
     /// stream. When the remote closed the vconn, every message that arrived before its Close is
-    /// delivered first, then [`RecvError::Closed`]; after the link ends, [`RecvError::Link`]; after the
-    /// receive queue overflowed, the queued messages and then [`RecvError::Overflow`].
+    /// delivered first, then [`RecvError::Closed`]; after the link ends, the queued messages and then
+    /// [`RecvError::Link`]; after the receive queue overflowed, the queued messages and then
+    /// [`RecvError::Overflow`]. After a local [`close`](Self::close), [`RecvError::Closed`] at once
+    /// (messages not yet received are discarded).
     ///
     /// Cancel-safe: a message is never lost if the future is dropped before it completes.
     pub async fn recv(&mut self) -> Result<Bytes, RecvError> {
+        if self.closed_locally() {
+            return Err(RecvError::Closed);
+        }
         match self.rx.recv().await {
+            // A close through a `VConnSender` while this waited wins over a message.
+            Ok(_) if self.closed_locally() => Err(RecvError::Closed),
             Ok(msg) => Ok(msg),
-            Err(_) => Err(self.end.get().copied().unwrap_or(RecvError::Closed)),
+            Err(_) => Err(self.end_reason()),
         }
     }
 
-    /// Closes the vconn: sends Close to the gateway (once; calling again does nothing). Messages that
-    /// had already arrived can still be read; then `recv` returns [`RecvError::Closed`]. Sends fail
-    /// from now on. Also done on drop.
+    /// The next message if one has arrived, `Ok(None)` if none has yet; never waits. Handy in a game
+    /// loop that polls once per frame. Errors as for [`recv`](Self::recv).
+    pub fn try_recv(&mut self) -> Result<Option<Bytes>, RecvError> {
+        if self.closed_locally() {
+            return Err(RecvError::Closed);
+        }
+        match self.rx.try_recv() {
+            Ok(msg) => Ok(Some(msg)),
+            Err(TryRecvError::Empty) => Ok(None),
+            Err(TryRecvError::Closed) => Err(self.end_reason()),
+        }
+    }
+
+    /// Whether the vconn was closed locally; if so, drops whatever is still queued.
+    fn closed_locally(&self) -> bool {
+        if !self.sender.local_closed.load(Ordering::Acquire) {
+            return false;
+        }
+        while self.rx.try_recv().is_ok() {}
+        true
+    }
+
+    fn end_reason(&self) -> RecvError {
+        self.end.get().copied().unwrap_or(RecvError::Closed)
+    }
+
+    /// Closes the vconn: sends Close to the gateway (once; calling again does nothing), discards the
+    /// messages that had arrived and were not received yet, and makes `recv` return
+    /// [`RecvError::Closed`] at once. Sends fail with [`SendError::Closed`] from now on. Also done on
+    /// drop.
     pub fn close(&self) {
         self.sender.close();
-        let _ = self.end.set(RecvError::Closed);
+        while self.rx.try_recv().is_ok() {}
     }
 
     /// A cloneable send half, so one task can send while another receives. It does not keep the vconn
@@ -99,6 +134,8 @@ pub struct VConnSender {
     shared: Arc<Shared>,
     conn: u32,
     remote: u32,
+    /// Set by a local close (through the `VConn` or any sender); the `VConn`'s `recv` then discards.
+    local_closed: Arc<AtomicBool>,
 }
 
 impl VConnSender {
@@ -120,18 +157,18 @@ impl VConnSender {
     ///
     /// Errors: [`SendError::TooLarge`] for a payload above `max_packet - 4` (nothing is sent and the
     /// vconn stays usable: the gateway would drop the whole link for such a frame);
-    /// [`SendError::UnknownConn`] once the vconn is closed (either side);
-    /// [`SendError::Closed`] once the link has ended.
+    /// [`SendError::Closed`] once the vconn is closed (either side);
+    /// [`SendError::Link`] once the link has ended.
     pub async fn send(&self, msg: impl Into<Bytes>) -> Result<(), SendError> {
         let msg: Bytes = msg.into();
         loop {
             let waiter = {
                 let mut state = self.shared.lock();
                 if let Some(reason) = state.core.close_reason() {
-                    return Err(SendError::Closed(reason));
+                    return Err(SendError::Link(reason));
                 }
                 if state.core.remote(self.conn).is_none() {
-                    return Err(SendError::UnknownConn(self.conn));
+                    return Err(SendError::Closed);
                 }
                 let max = state.core.config().max_payload();
                 if msg.len() > max {
@@ -154,9 +191,10 @@ impl VConnSender {
         }
     }
 
-    /// Closes the vconn (see [`VConn::close`]); the `VConn`'s `recv` then ends with
-    /// [`RecvError::Closed`] once the messages already queued are read.
+    /// Closes the vconn (see [`VConn::close`]); the `VConn`'s `recv` then returns
+    /// [`RecvError::Closed`] at once, discarding what was queued.
     pub fn close(&self) {
+        self.local_closed.store(true, Ordering::Release);
         self.shared.close_vconn(self.conn);
     }
 }

@@ -133,8 +133,9 @@ impl std::error::Error for SendError {
 }
 
 /// Why [`VConn::recv`](super::VConn::recv) has no more messages. Every message that arrived before
-/// the end is delivered first (except after a local [`VConn::close`](super::VConn::close), which
-/// discards them); once returned, the same error is returned by every later call.
+/// the end is delivered first, except after a local [`VConn::close`](super::VConn::close), which
+/// discards them and makes `recv` return [`Closed`](Self::Closed) at once. Once returned, the same
+/// error is returned by every later call (a later local close turns it into `Closed`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecvError {
     /// The vconn was closed: by the remote (every message it sent first was delivered) or locally.

@@ -10,6 +10,29 @@
 //!   threads;
 //! * `vconn`: [`VConn`], [`VConnSender`] and the per-vconn inbound queue;
 //! * `error`: [`ConnectError`], [`DialError`], [`SendError`], [`RecvError`].
+//!
+//! # Same in every runtime
+//! The three endpoint libraries (`fastway_tokio::endpoint`, `fastway_smol::endpoint`,
+//! `fastway_std::endpoint`) share their user-visible rules, checked by one conformance suite
+//! (`fastway/tests/endpoints.rs`) against each runtime's gateway:
+//! * `recv` after a **remote** close, a receive-queue overflow or the end of the link delivers every
+//!   message that had arrived, then the error (`Closed`, `Overflow`, `Link(reason)`);
+//! * `recv` after a **local** close (`VConn::close`, `VConnSender::close`, drop) returns
+//!   `RecvError::Closed` at once: queued messages are discarded (the user is done with them);
+//! * `try_recv` never waits; `VConn::id`/`remote_id` and `VConnSender::id`/`remote_id`;
+//! * `SendError` is `TooLarge` (above `max_packet - 4`; the vconn stays usable), `Closed` (the vconn
+//!   is closed) or `Link(reason)`; `send` waits while more than 4 MiB wait to be written;
+//! * `Endpoint::close_reason`, `is_closed`, `conn_count`, `local_addr`, `peer_addr`; dropping the last
+//!   `Endpoint` clone closes the link; dials run concurrently and time out after `dial_timeout`.
+//!
+//! # Differences from the async runtimes
+//! * Calls block; bounded variants take a timeout: [`VConn::recv_timeout`],
+//!   [`Endpoint::accept_timeout`], [`Endpoint::closed_timeout`] (the async libraries leave that to
+//!   the runtime's own timeout combinators).
+//! * Each link costs three threads (reader, writer, timer).
+//! * [`Endpoint::close`] flushes queued Close frames for at most about 1 s (tokio: 2 s).
+//! * [`ConnectError`] variants follow what can fail here: `Config`, `Resolve`, `Connect`,
+//!   `Handshake(io::Error)`, `Io`.
 
 mod driver;
 mod error;
@@ -262,6 +285,11 @@ impl Endpoint {
     /// Why the link ended, or `None` while it is up. Never blocks.
     pub fn close_reason(&self) -> Option<LinkError> {
         self.shared().lock().link_error
+    }
+
+    /// Whether the link has ended (see [`close_reason`](Self::close_reason) for why). Never blocks.
+    pub fn is_closed(&self) -> bool {
+        self.close_reason().is_some()
     }
 
     /// The local address of the TCP connection.

@@ -75,13 +75,12 @@ impl Inbox {
         self.ready.notify_all();
     }
 
-    /// Local close: the user is done, so queued messages are dropped.
+    /// Local close: the user is done, so queued messages are dropped and every later `recv` reports
+    /// [`RecvError::Closed`], whatever ended the stream before.
     fn close_local(&self) {
         let mut queue = self.lock();
         queue.messages.clear();
-        if queue.end.is_none() {
-            queue.end = Some(End::Closed);
-        }
+        queue.end = Some(End::Closed);
         self.ready.notify_all();
     }
 
@@ -182,18 +181,17 @@ impl VConn {
         self.inbox.recv(Some(Instant::now() + timeout))
     }
 
-    /// Closes the vconn: queues `Close` to the gateway (which tells the remote), discards messages
-    /// received and not yet read, and makes later `send`/`recv` calls fail with `Closed`.
-    /// Idempotent; also done on drop.
+    /// The next message if one has arrived, `Ok(None)` if none has yet; never blocks. Errors as for
+    /// [`recv`](Self::recv).
+    pub fn try_recv(&mut self) -> Result<Option<Bytes>, RecvError> {
+        self.inbox.recv(Some(Instant::now()))
+    }
+
+    /// Closes the vconn: queues `Close` to the gateway (which tells the remote), **discards** messages
+    /// received and not yet read, and makes later `send` fail with [`SendError::Closed`] and `recv`
+    /// with [`RecvError::Closed`] at once. Idempotent; also done on drop.
     pub fn close(&self) {
-        {
-            let mut st = self.shared.lock();
-            if st.conns.remove(&self.id).is_some() {
-                st.core.close(self.id);
-                self.shared.after(&mut st);
-            }
-        }
-        self.inbox.close_local();
+        close_local(&self.shared, self.id, &self.inbox);
     }
 
     /// A cloneable handle that can only send, so that one thread sends while another receives. It does
@@ -201,9 +199,24 @@ impl VConn {
     pub fn sender(&self) -> VConnSender {
         VConnSender {
             shared: Arc::clone(&self.shared),
+            inbox: Arc::clone(&self.inbox),
             id: self.id,
+            remote: self.remote,
         }
     }
+}
+
+/// A local close (from a [`VConn`] or a [`VConnSender`]): Close to the gateway once, queued messages
+/// dropped.
+fn close_local(shared: &Shared, id: u32, inbox: &Inbox) {
+    {
+        let mut st = shared.lock();
+        if st.conns.remove(&id).is_some() {
+            st.core.close(id);
+            shared.after(&mut st);
+        }
+    }
+    inbox.close_local();
 }
 
 impl Drop for VConn {
@@ -225,7 +238,9 @@ impl fmt::Debug for VConn {
 #[derive(Clone)]
 pub struct VConnSender {
     shared: Arc<Shared>,
+    inbox: Arc<Inbox>,
     id: u32,
+    remote: u32,
 }
 
 impl VConnSender {
@@ -234,9 +249,20 @@ impl VConnSender {
         self.id
     }
 
+    /// The other end's id (see [`VConn::remote_id`]).
+    pub fn remote_id(&self) -> u32 {
+        self.remote
+    }
+
     /// Same as [`VConn::send`], back-pressure included.
     pub fn send(&self, message: impl Into<Bytes>) -> Result<(), SendError> {
         send(&self.shared, self.id, message.into())
+    }
+
+    /// Closes the vconn, as [`VConn::close`] (its `recv` then fails with [`RecvError::Closed`] at
+    /// once).
+    pub fn close(&self) {
+        close_local(&self.shared, self.id, &self.inbox);
     }
 }
 
@@ -244,6 +270,7 @@ impl fmt::Debug for VConnSender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VConnSender")
             .field("id", &self.id)
+            .field("remote", &self.remote)
             .finish_non_exhaustive()
     }
 }

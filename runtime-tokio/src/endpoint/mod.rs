@@ -16,8 +16,31 @@
 //! * A vconn's inbound messages wait in a queue of [`EndpointOptions::recv_queue`] messages; if it
 //!   fills, that vconn is closed and its `recv` reports [`RecvError::Overflow`].
 //! * [`VConn::send`] waits (back-pressure) while more than about 4 MiB wait to be written.
-//! * When a vconn or the link ends, queued messages are still delivered before the error.
+//! * When the remote closes a vconn or the link ends, queued messages are still delivered before
+//!   the error; after a local close, `recv` reports `Closed` at once.
 //! * Dropping the last [`Endpoint`] handle closes the link; dropping a [`VConn`] closes the vconn.
+//!
+//! # Same in every runtime
+//! The three endpoint libraries (`fastway_tokio::endpoint`, `fastway_smol::endpoint`,
+//! `fastway_std::endpoint`) share their user-visible rules, checked by one conformance suite
+//! (`fastway/tests/endpoints.rs`) against each runtime's gateway:
+//! * `recv` after a **remote** close, a receive-queue overflow or the end of the link delivers every
+//!   message that had arrived, then the error (`Closed`, `Overflow`, `Link(reason)`);
+//! * `recv` after a **local** close (`VConn::close`, `VConnSender::close`, drop) returns
+//!   `RecvError::Closed` at once: queued messages are discarded (the user is done with them);
+//! * `try_recv` never waits; `VConn::id`/`remote_id` and `VConnSender::id`/`remote_id`;
+//! * `SendError` is `TooLarge` (above `max_packet - 4`; the vconn stays usable), `Closed` (the vconn
+//!   is closed) or `Link(reason)`; `send` waits while more than 4 MiB wait to be written;
+//! * `Endpoint::close_reason`, `is_closed`, `conn_count`, `local_addr`, `peer_addr`; dropping the last
+//!   `Endpoint` clone closes the link; dials run concurrently and time out after `dial_timeout`.
+//!
+//! # Differences from the other runtimes
+//! * `connect_*` must be called inside a tokio runtime: the link's tasks are spawned on it.
+//! * No `recv_timeout`/`accept_timeout`: wrap the futures in `tokio::time::timeout`.
+//! * [`Endpoint::close`] flushes queued Close frames for up to 2 s (smol and std: about 1 s).
+//! * [`Endpoint::closed`] resolves as soon as the link has ended (smol: once its socket is closed).
+//! * [`ConnectError`] variants follow what can fail here: `Config`, `Io`, `Timeout`,
+//!   `Handshake(LinkError)`.
 
 mod driver;
 mod error;
@@ -312,6 +335,11 @@ impl Endpoint {
     /// Why the link ended, or `None` while it is open. Never waits.
     pub fn close_reason(&self) -> Option<LinkError> {
         self.handle.shared.link_error()
+    }
+
+    /// Whether the link has ended (see [`close_reason`](Self::close_reason) for why). Never waits.
+    pub fn is_closed(&self) -> bool {
+        self.close_reason().is_some()
     }
 
     /// This side's address of the TCP connection.

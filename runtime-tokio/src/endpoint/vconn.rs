@@ -6,6 +6,7 @@ use bytes::Bytes;
 use std::fmt;
 use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::mpsc::{self, error::TryRecvError};
 
 /// One virtual connection (vconn) to a game server (from a client) or to a game client (from a
@@ -41,6 +42,7 @@ impl VConn {
                 shared,
                 conn: new.conn,
                 remote: new.remote,
+                local_closed: Arc::new(AtomicBool::new(false)),
             },
             rx: new.rx,
             end: None,
@@ -66,12 +68,15 @@ impl VConn {
 
     /// Waits for the next message.
     ///
-    /// When the vconn ends, every message that had arrived is returned first, then the reason:
-    /// [`RecvError::Closed`] (closed by either side), [`RecvError::Overflow`] (this side did not
-    /// receive fast enough; see [`EndpointOptions::recv_queue`](super::EndpointOptions::recv_queue))
-    /// or [`RecvError::Link`] (the whole link ended). Cancel-safe: dropping the future loses nothing.
+    /// When the remote closes the vconn or the link ends, every message that had arrived is returned
+    /// first, then the reason: [`RecvError::Closed`] (closed by the remote),
+    /// [`RecvError::Overflow`] (this side did not receive fast enough; see
+    /// [`EndpointOptions::recv_queue`](super::EndpointOptions::recv_queue)) or [`RecvError::Link`]
+    /// (the whole link ended). After a local [`close`](Self::close) it returns
+    /// [`RecvError::Closed`] at once: messages not yet received are discarded. Cancel-safe: dropping
+    /// the future loses nothing.
     pub async fn recv(&mut self) -> Result<Bytes, RecvError> {
-        if let Some(end) = self.end {
+        if let Some(end) = self.ended() {
             return Err(end);
         }
         let item = self.rx.recv().await;
@@ -81,7 +86,7 @@ impl VConn {
     /// The next message if one has arrived, `Ok(None)` if none has yet; never waits. Handy in a game
     /// loop that polls once per frame. Errors as for [`recv`](Self::recv).
     pub fn try_recv(&mut self) -> Result<Option<Bytes>, RecvError> {
-        if let Some(end) = self.end {
+        if let Some(end) = self.ended() {
             return Err(end);
         }
         match self.rx.try_recv() {
@@ -91,7 +96,30 @@ impl VConn {
         }
     }
 
+    /// The end already reached, if any; a local close discards what is queued.
+    fn ended(&mut self) -> Option<RecvError> {
+        if self.sender.local_closed.load(Ordering::Acquire) {
+            return Some(self.discard());
+        }
+        self.end
+    }
+
+    /// After a local close: drops the queued messages, ends the stream with `Closed`.
+    fn discard(&mut self) -> RecvError {
+        if self.end != Some(RecvError::Closed) {
+            self.rx.close();
+            while self.rx.try_recv().is_ok() {}
+            self.end = Some(RecvError::Closed);
+        }
+        RecvError::Closed
+    }
+
     fn take(&mut self, item: Option<Item>) -> Result<Bytes, RecvError> {
+        // A close through a `VConnSender` while this waited: its `End` item woke us, or a message
+        // came first; either way the local close wins.
+        if self.sender.local_closed.load(Ordering::Acquire) {
+            return Err(self.discard());
+        }
         let end = match item {
             Some(Item::Msg(bytes)) => return Ok(bytes),
             Some(Item::End(end)) => end,
@@ -107,8 +135,9 @@ impl VConn {
     }
 
     /// Closes the vconn: a Close goes to the gateway (which tells the other side), later sends fail
-    /// with [`SendError::Closed`], and [`recv`](Self::recv) returns the messages that had already
-    /// arrived, then [`RecvError::Closed`]. Idempotent; also done on drop.
+    /// with [`SendError::Closed`], and [`recv`](Self::recv) returns [`RecvError::Closed`] at once
+    /// (messages that had arrived and were not received yet are discarded). Idempotent; also done
+    /// on drop.
     pub fn close(&self) {
         self.sender.close();
     }
@@ -133,6 +162,8 @@ pub struct VConnSender {
     shared: Arc<Shared>,
     conn: u32,
     remote: u32,
+    /// Set by a local close (through the `VConn` or any sender); the `VConn`'s `recv` then discards.
+    local_closed: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for VConnSender {
@@ -184,8 +215,9 @@ impl VConnSender {
         }
     }
 
-    /// Closes the vconn, as [`VConn::close`].
+    /// Closes the vconn, as [`VConn::close`] (its `recv` returns [`RecvError::Closed`] at once).
     pub fn close(&self) {
+        self.local_closed.store(true, Ordering::Release);
         let mut st = self.shared.lock();
         st.close_conn(self.conn, RecvError::Closed);
         self.shared.settle(&mut st);
