@@ -121,6 +121,16 @@ impl SnetClient {
         self.out.pop_front()
     }
 
+    /// The settings this client runs with.
+    pub fn config(&self) -> &SnetConfig {
+        &self.config
+    }
+
+    /// True when [`poll_transmit`](Self::poll_transmit) has bytes waiting (without taking them).
+    pub fn has_transmit(&self) -> bool {
+        !self.out.is_empty()
+    }
+
     /// True while stream bytes may be written (the link is up).
     pub fn is_up(&self) -> bool {
         matches!(self.state, State::Up { .. })
@@ -228,7 +238,12 @@ impl SnetClient {
                 self.out.clear();
                 Err(*reason)
             }
-            _ => Ok(()),
+            State::Down { .. } => {
+                // Bytes from a socket that already failed carry nothing of the stream.
+                raw.clear();
+                Ok(())
+            }
+            State::Connecting { .. } | State::Reconnecting { .. } => Ok(()),
         }
     }
 
