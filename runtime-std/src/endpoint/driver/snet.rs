@@ -227,12 +227,12 @@ impl Shared {
                     if let Err(error) = result {
                         return self.snet_gave_up(&mut st, error);
                     }
-                    if !plain.is_empty()
-                        && let Err(error) = st.core.handle_input(plain, now)
-                    {
-                        log::debug!("fastway endpoint: {error}");
-                        self.after(&mut st);
-                        return Next::Stop;
+                    if !plain.is_empty() {
+                        if let Err(error) = st.core.handle_input(plain, now) {
+                            log::debug!("fastway endpoint: {error}");
+                            self.after(&mut st);
+                            return Next::Stop;
+                        }
                     }
                 }
                 Err(error)
@@ -401,12 +401,12 @@ impl Shared {
             if let Err(error) = written {
                 let mut st = self.lock();
                 st.in_flight = 0;
-                if let Some(snet) = st.snet.as_mut()
-                    && snet.is_current(generation)
-                {
-                    log::debug!("fastway endpoint: snet write failed: {error}");
-                    snet.socket_failed(generation, Instant::now());
-                    self.after(&mut st);
+                if let Some(snet) = st.snet.as_mut() {
+                    if snet.is_current(generation) {
+                        log::debug!("fastway endpoint: snet write failed: {error}");
+                        snet.socket_failed(generation, Instant::now());
+                        self.after(&mut st);
+                    }
                 }
                 stream = None;
             }
