@@ -394,3 +394,27 @@ fn close_during_an_outage_ends_at_once() {
         Some(SnetClientError::Closed(CloseReason::Local))
     );
 }
+
+#[test]
+fn a_reconnect_the_gateway_refuses_ends_the_link_with_that_reason() {
+    // The gateway forgets the session after 300 ms; the client would keep trying for 30 s.
+    let gateway = Gateway::start(Some(snet(false, Duration::from_millis(300))), None);
+    let proxy = FaultyProxy::start(gateway.client_addr);
+    let client = Endpoint::connect_client(
+        proxy.addr,
+        options(Some(snet(false, Duration::from_secs(30)))),
+    )
+    .unwrap();
+    proxy.set_mode(Mode::Refuse);
+    proxy.cut_all();
+    // The immediate attempt is refused by the network; the next one (3 s later) reaches a gateway
+    // that no longer knows the session.
+    wait_until("the first reconnect attempt", || proxy.accepted() >= 2);
+    thread::sleep(Duration::from_millis(500));
+    proxy.set_mode(Mode::Forward);
+    assert_eq!(client.closed_timeout(WAIT), Some(LinkError::SocketClosed));
+    assert_eq!(
+        client.snet_close_reason(),
+        Some(SnetClientError::Closed(CloseReason::Refused))
+    );
+}
