@@ -8,10 +8,16 @@
 //! * **timer** (`fastway-ep-timer`): sleeps until `poll_timeout`, calls `handle_timeout`. It is apart
 //!   from the writer so that a ping timeout still fires while a write is stuck on a dead gateway.
 //!
+//! With snet ([`EndpointOptions::snet`]) the reader and writer run the loops of the `snet` submodule
+//! instead: the reader also reconnects when the link breaks, and the writer encrypts and waits while
+//! the link is down.
+//!
 //! Every core call is made under the one state mutex and is followed by [`Shared::after`], which
 //! drains every event before the lock is released; so a thread that finds no answer for its dial
 //! after taking the lock knows that none is coming from an event still in flight. The lock is never
 //! held across a blocking read or write.
+
+mod snet;
 
 use super::EndpointOptions;
 use super::error::DialError;
@@ -25,6 +31,8 @@ use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
+
+pub(crate) use snet::SnetLink;
 
 /// Stack size of the driver threads: they run short loops with no deep recursion and keep their
 /// buffers on the heap, so the default 2 MiB would only waste address space per endpoint.
@@ -55,7 +63,10 @@ pub(crate) struct Shared {
     accept_cv: Condvar,
     /// Wakes `closed` callers.
     closed_cv: Condvar,
-    /// A handle on the socket used only for `shutdown`, which unblocks the reader and the writer.
+    /// Wakes the snet reader while it waits for its next reconnect attempt (the link ended).
+    snet_cv: Condvar,
+    /// A handle on the (first) socket used only for `shutdown`, which unblocks the reader and the
+    /// writer. With snet, the current socket is in [`SnetLink`].
     socket: TcpStream,
     /// Per-vconn inbound queue length.
     pub(crate) recv_queue: usize,
@@ -92,15 +103,20 @@ pub(crate) struct State {
     pub(crate) link_error: Option<LinkError>,
     /// After a graceful close: when the timer cuts the socket if the writer has not flushed yet.
     close_deadline: Option<Instant>,
+    /// The snet stream under the core endpoint, when the link runs over snet.
+    pub(crate) snet: Option<SnetLink>,
 }
 
 impl Shared {
-    /// Starts the three driver threads over `stream`; `buf` holds bytes already read (after a server
-    /// handshake). On error every thread already started ends by itself.
+    /// Starts the three driver threads over `stream`; `buf` holds stream bytes already read (after a
+    /// server or snet handshake; decrypted with snet). With `snet`, the stream is that client's
+    /// (handshake done) and the link reconnects by itself. On error every thread already started ends
+    /// by itself.
     pub(crate) fn start(
         stream: TcpStream,
         core: CoreEndpoint,
         buf: BytesMut,
+        snet: Option<fastway_core::snet::SnetClient>,
         options: &EndpointOptions,
     ) -> io::Result<Arc<Self>> {
         let local_addr = stream.local_addr()?;
@@ -108,6 +124,17 @@ impl Shared {
         let reader = stream.try_clone()?;
         let writer = stream.try_clone()?;
         let max_payload = core.config().max_payload();
+        let snet = match snet {
+            Some(client) => Some(SnetLink::new(
+                client,
+                stream.try_clone()?,
+                peer_addr,
+                options.connect_timeout,
+                options.snet.map_or(0, |config| config.rewriter_buffer_size),
+            )),
+            None => None,
+        };
+        let snet_mode = snet.is_some();
         let shared = Arc::new(Self {
             state: Mutex::new(State {
                 core,
@@ -122,12 +149,14 @@ impl Shared {
                 incoming: VecDeque::new(),
                 link_error: None,
                 close_deadline: None,
+                snet,
             }),
             writer_cv: Condvar::new(),
             timer_cv: Condvar::new(),
             drained_cv: Condvar::new(),
             accept_cv: Condvar::new(),
             closed_cv: Condvar::new(),
+            snet_cv: Condvar::new(),
             socket: stream,
             recv_queue: options.recv_queue.max(1),
             dial_timeout: options.dial_timeout,
@@ -135,13 +164,24 @@ impl Shared {
             local_addr,
             peer_addr,
         });
-        let started = Self::spawn("fastway-ep-write", &shared, move |s| s.writer_loop(writer))
-            .and_then(|()| Self::spawn("fastway-ep-timer", &shared, Self::timer_loop))
-            .and_then(|()| {
-                Self::spawn("fastway-ep-read", &shared, move |s| {
-                    s.reader_loop(reader, buf)
-                })
-            });
+        let started = Self::spawn("fastway-ep-write", &shared, move |s| {
+            if snet_mode {
+                drop(writer);
+                s.snet_writer_loop();
+            } else {
+                s.writer_loop(writer);
+            }
+        })
+        .and_then(|()| Self::spawn("fastway-ep-timer", &shared, Self::timer_loop))
+        .and_then(|()| {
+            Self::spawn("fastway-ep-read", &shared, move |s| {
+                if snet_mode {
+                    s.snet_reader_loop(reader, buf);
+                } else {
+                    s.reader_loop(reader, buf);
+                }
+            })
+        });
         if let Err(error) = started {
             shared.shutdown_now();
             return Err(error);
@@ -193,16 +233,30 @@ impl Shared {
     }
 
     /// Shuts the socket in both directions: the reader sees EOF, a blocked write fails, the gateway
-    /// sees FIN. Non-blocking; errors (already shut) do not matter.
+    /// sees FIN. Non-blocking; errors (already shut) do not matter. With snet, also ends the snet
+    /// stream (no more reconnects) and shuts its current socket.
     fn cut_socket(&self) {
+        let mut st = self.lock();
+        self.cut_locked(&mut st);
+    }
+
+    /// [`cut_socket`](Self::cut_socket) with the lock held.
+    fn cut_locked(&self, st: &mut State) {
         let _ = self.socket.shutdown(Shutdown::Both);
+        if let Some(snet) = &mut st.snet {
+            snet.end();
+        }
     }
 
     /// To call after every core call, with the lock still held: dispatches every event, rings the
     /// writer if the core has bytes, and wakes the timer if its deadline moved earlier.
     pub(crate) fn after(&self, st: &mut State) {
         self.dispatch(st);
-        if st.writer_idle && (st.core.transmit_len() > 0 || st.link_error.is_some()) {
+        let wants_write = match &st.snet {
+            None => st.core.transmit_len() > 0,
+            Some(snet) => snet.wants_write(st.core.transmit_len()),
+        };
+        if st.writer_idle && (wants_write || st.link_error.is_some()) {
             st.writer_idle = false;
             self.writer_cv.notify_one();
         }
@@ -224,9 +278,10 @@ impl Shared {
         while let Some(event) = st.core.poll_event() {
             match event {
                 Event::Ready => {}
-                Event::PingTimeout => {
-                    log::warn!("fastway endpoint: the gateway did not answer a Ping")
-                }
+                Event::PingTimeout => match &mut st.snet {
+                    Some(snet) => snet.ping_timeout(Instant::now()),
+                    None => log::warn!("fastway endpoint: the gateway did not answer a Ping"),
+                },
                 Event::Dialed { dial, conn, remote } => {
                     let inbox = Arc::new(Inbox::default());
                     let delivered = st.dials.remove(&dial).is_some_and(|answer| {
@@ -297,14 +352,19 @@ impl Shared {
         if reason == LinkError::Shutdown {
             // The writer flushes the queued Close frames, then cuts the socket; the timer bounds it.
             st.close_deadline = Some(Instant::now() + FLUSH_TIMEOUT);
+            if let Some(snet) = &mut st.snet {
+                // Nothing to flush through a link that is down: stop reconnecting now.
+                snet.end_unless_up();
+            }
         } else {
-            self.cut_socket();
+            self.cut_locked(st);
         }
         self.accept_cv.notify_all();
         self.closed_cv.notify_all();
         self.drained_cv.notify_all();
         self.writer_cv.notify_all();
         self.timer_cv.notify_all();
+        self.snet_cv.notify_all();
     }
 
     // ----- user-facing waits ------------------------------------------------------------------

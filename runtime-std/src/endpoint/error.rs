@@ -15,8 +15,11 @@ pub enum ConnectError {
     Resolve(io::Error),
     /// The TCP connection could not be made (refused, unreachable, or `connect_timeout` passed).
     Connect(io::Error),
-    /// Server endpoints only: the gateway's 8-byte auth challenge did not arrive within 5 s, the
-    /// gateway closed the connection first, or the answer could not be written.
+    /// Server endpoints: the gateway's 8-byte auth challenge did not arrive within 5 s, the
+    /// gateway closed the connection first, or the answer could not be written. Over snet (either
+    /// role): the snet handshake failed too (no answer within `handshake_timeout`, the connection
+    /// closed, or a bad answer; the inner error then wraps the
+    /// [`SnetClientError`](super::SnetClientError)).
     Handshake(io::Error),
     /// The socket could not be set up (TCP_NODELAY, cloning the handle) or a driver thread could not
     /// be started.
@@ -30,7 +33,7 @@ impl fmt::Display for ConnectError {
             Self::Resolve(error) => write!(f, "could not resolve the gateway address: {error}"),
             Self::Connect(error) => write!(f, "could not connect to the gateway: {error}"),
             Self::Handshake(error) => {
-                write!(f, "server handshake with the gateway failed: {error}")
+                write!(f, "handshake with the gateway failed: {error}")
             }
             Self::Io(error) => write!(f, "could not set up the connection to the gateway: {error}"),
         }

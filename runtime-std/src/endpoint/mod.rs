@@ -11,6 +11,33 @@
 //! * `vconn`: [`VConn`], [`VConnSender`] and the per-vconn inbound queue;
 //! * `error`: [`ConnectError`], [`DialError`], [`SendError`], [`RecvError`].
 //!
+//! # Over snet: a link that reconnects by itself
+//! With [`EndpointOptions::snet`] set, the link runs over snet (SNET.md): a byte stream that survives
+//! TCP reconnects, optionally RC4-encrypted. Use it when the gateway's port is configured for snet
+//! (`ServerConfig::client_snet` / `server_snet`) and the network may drop links (mobile clients, flaky
+//! routes): when the TCP connection breaks, the endpoint **reconnects by itself** to the same address,
+//! both sides resend what the other missed, and the vconns, pending dials and queued messages carry
+//! on as if nothing happened (sends made during the outage wait in the queue, under the usual 4 MiB
+//! back-pressure). Both ends must agree: snet on the gateway's port, the same `enable_crypt`, and a
+//! `rewriter_buffer_size` large enough for the bytes in flight when a link breaks.
+//!
+//! * `connect_client` / `connect_server` run the snet handshake first (a game server's auth handshake
+//!   then runs inside the snet stream). The first connection is not retried: if it fails, the connect
+//!   fails.
+//! * Reconnects run on the endpoint's own threads (the reader reconnects, the writer waits while the
+//!   link is down): the first attempt at once, then every 3 s, each bounded by `handshake_timeout`.
+//! * When the link has been down for `reconn_wait_timeout` (or the gateway refuses the reconnect, or
+//!   the byte counts cannot be reconciled), the endpoint gives up: the link ends with
+//!   [`LinkError::SocketClosed`] like a plain TCP close, and
+//!   [`Endpoint::snet_close_reason`] tells why (e.g. "snet session closed: no reconnect within the wait
+//!   timeout"). The gateway closes its side after its own wait timeout.
+//! * Keepalive: with [`PingTimeoutPolicy::KeepOpen`] an unanswered Ping drops the current socket and
+//!   reconnects (a silent link is treated as broken) instead of ending the endpoint; with the default
+//!   [`PingTimeoutPolicy::Close`] it ends the endpoint as on plain TCP. Pings keep being queued during
+//!   an outage.
+//! * [`Endpoint::local_addr`] and [`Endpoint::peer_addr`] are those of the first connection.
+//! * [`Endpoint::close`] flushes the Close frames only if the link is up at that moment.
+//!
 //! # Same in every runtime
 //! The three endpoint libraries (`fastway_tokio::endpoint`, `fastway_smol::endpoint`,
 //! `fastway_std::endpoint`) share their user-visible rules, checked by one conformance suite
@@ -40,12 +67,17 @@ mod vconn;
 
 pub use error::{ConnectError, DialError, RecvError, SendError};
 pub use fastway_core::endpoint::{EndpointConfig, LinkError, PingTimeoutPolicy};
+pub use fastway_core::snet::{SnetClientError, SnetConfig};
 pub use vconn::{VConn, VConnSender};
 
 use bytes::BytesMut;
 use driver::Shared;
 use fastway_core::auth::{CHALLENGE_LEN, HANDSHAKE_TIMEOUT};
 use fastway_core::endpoint::{Endpoint as CoreEndpoint, EndpointError, Role};
+use fastway_core::snet::SnetClient;
+use getrandom::SysRng;
+use rand_core::{TryCryptoRng, TryRng, UnwrapErr};
+use std::convert::Infallible;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -71,6 +103,18 @@ pub struct EndpointOptions {
     /// How long the TCP connect may take, per resolved address; `None` uses the OS's timeout.
     /// Default 10 s.
     pub connect_timeout: Option<Duration>,
+    /// Run the link over snet (see the [module docs](self#over-snet-a-link-that-reconnects-by-itself)):
+    /// `Some` when the gateway's port is an snet port, so that a broken TCP link reconnects by itself
+    /// and resends what was lost; `None` (the default) is plain TCP.
+    ///
+    /// Both ends must agree: the gateway's port must run snet with the same `enable_crypt` (it is not
+    /// negotiated; a mismatch shows as garbage, i.e. a protocol error, right after the handshake).
+    /// `reconn_wait_timeout` is how long the endpoint keeps trying to reconnect before it gives up;
+    /// `handshake_timeout` bounds each attempt (and the first handshake; zero = no bound);
+    /// `rewriter_buffer_size` is how many recently written bytes are kept for retransmission. Pair it
+    /// with [`PingTimeoutPolicy::KeepOpen`] so that a silent link reconnects instead of ending the
+    /// endpoint.
+    pub snet: Option<SnetConfig>,
 }
 
 impl Default for EndpointOptions {
@@ -80,6 +124,7 @@ impl Default for EndpointOptions {
             dial_timeout: Some(Duration::from_secs(10)),
             recv_queue: 4096,
             connect_timeout: Some(Duration::from_secs(10)),
+            snet: None,
         }
     }
 }
@@ -145,15 +190,23 @@ impl Drop for Handle {
 
 impl Endpoint {
     /// Connects to the gateway's **client** port as a game client. Framing starts at once (there is no
-    /// handshake), so this returns as soon as TCP is connected.
+    /// handshake), so this returns as soon as TCP is connected; with
+    /// [`EndpointOptions::snet`], once the snet handshake is done.
     pub fn connect_client(
         addr: impl ToSocketAddrs,
         options: EndpointOptions,
     ) -> Result<Self, ConnectError> {
         options.core.validate()?;
-        let stream = tcp_connect(addr, options.connect_timeout)?;
+        let mut stream = tcp_connect(addr, options.connect_timeout)?;
         let core = CoreEndpoint::new(Role::Client, options.core.clone(), Instant::now())?;
-        Self::start(stream, core, BytesMut::new(), &options)
+        let (snet, buf) = match options.snet {
+            Some(config) => {
+                let (client, plain) = snet_connect(&mut stream, config)?;
+                (Some(client), plain)
+            }
+            None => (None, BytesMut::new()),
+        };
+        Self::start(stream, core, buf, snet, &options)
     }
 
     /// Connects to the gateway's **server** port as game server `server_id`, proving it knows
@@ -163,6 +216,9 @@ impl Endpoint {
     /// The gateway does not acknowledge the answer: a **wrong key is not reported here** but shows as
     /// the link closing soon after ([`closed`](Self::closed) returns
     /// [`LinkError::SocketClosed`]).
+    ///
+    /// With [`EndpointOptions::snet`], the snet handshake runs first and the auth handshake inside the
+    /// snet stream.
     pub fn connect_server(
         addr: impl ToSocketAddrs,
         server_id: u32,
@@ -176,17 +232,26 @@ impl Endpoint {
             auth_key: auth_key.to_vec(),
         };
         let mut core = CoreEndpoint::new(role, options.core.clone(), Instant::now())?;
-        let buf = handshake(&mut stream, &mut core).map_err(ConnectError::Handshake)?;
-        Self::start(stream, core, buf, &options)
+        let (mut snet, plain) = match options.snet {
+            Some(config) => {
+                let (client, plain) = snet_connect(&mut stream, config)?;
+                (Some(client), plain)
+            }
+            None => (None, BytesMut::new()),
+        };
+        let buf = handshake(&mut stream, &mut core, snet.as_mut(), plain)
+            .map_err(ConnectError::Handshake)?;
+        Self::start(stream, core, buf, snet, &options)
     }
 
     fn start(
         stream: TcpStream,
         core: CoreEndpoint,
         buf: BytesMut,
+        snet: Option<SnetClient>,
         options: &EndpointOptions,
     ) -> Result<Self, ConnectError> {
-        let shared = Shared::start(stream, core, buf, options).map_err(ConnectError::Io)?;
+        let shared = Shared::start(stream, core, buf, snet, options).map_err(ConnectError::Io)?;
         Ok(Self {
             handle: Arc::new(Handle { shared }),
         })
@@ -267,7 +332,9 @@ impl Endpoint {
 
     /// Blocks until the link has ended and returns why: [`LinkError::Shutdown`] after
     /// [`close`](Self::close), [`LinkError::SocketClosed`] when the gateway closed the connection (for
-    /// example a wrong auth key), [`LinkError::PingTimeout`] when it stopped answering.
+    /// example a wrong auth key) or, over snet, when reconnecting failed (see
+    /// [`snet_close_reason`](Self::snet_close_reason)), [`LinkError::PingTimeout`] when it stopped
+    /// answering.
     pub fn closed(&self) -> LinkError {
         loop {
             if let Some(reason) = self.shared().wait_closed(None) {
@@ -285,6 +352,20 @@ impl Endpoint {
     /// Why the link ended, or `None` while it is up. Never blocks.
     pub fn close_reason(&self) -> Option<LinkError> {
         self.shared().lock().link_error
+    }
+
+    /// Over snet ([`EndpointOptions::snet`]): why the snet stream ended, once it has, e.g.
+    /// `Closed(WaitTimeout)` ("snet session closed: no reconnect within the wait timeout") when no
+    /// reconnect succeeded in time, `Closed(Refused)` when the gateway no longer knew the session,
+    /// `Closed(Local)` after [`close`](Self::close) or when the link ended for another reason (see
+    /// [`close_reason`](Self::close_reason)). `None` while the stream is alive (even while it
+    /// reconnects) and on plain TCP. Never blocks.
+    pub fn snet_close_reason(&self) -> Option<SnetClientError> {
+        let st = self.shared().lock();
+        let link_over = st.link_error.is_some();
+        st.snet
+            .as_ref()
+            .and_then(|snet| snet.close_reason(link_over))
     }
 
     /// Whether the link has ended (see [`close_reason`](Self::close_reason) for why). Never blocks.
@@ -361,16 +442,28 @@ fn tcp_connect(
 }
 
 /// The server side of PROTOCOL.md §5, blocking: feeds the core until it has the challenge, writes its
-/// answer. Returns the (empty) read buffer, for the reader thread to go on with.
-fn handshake(stream: &mut TcpStream, core: &mut CoreEndpoint) -> io::Result<BytesMut> {
-    let mut buf = BytesMut::with_capacity(CHALLENGE_LEN);
-    let mut chunk = [0u8; CHALLENGE_LEN];
+/// answer. `buf` holds stream bytes already read (after an snet handshake). Returns the read buffer
+/// (stream bytes past the challenge), for the reader thread to go on with. With `snet`, reads go
+/// through the snet client and the answer is encrypted.
+fn handshake(
+    stream: &mut TcpStream,
+    core: &mut CoreEndpoint,
+    mut snet: Option<&mut SnetClient>,
+    mut buf: BytesMut,
+) -> io::Result<BytesMut> {
+    let mut chunk = [0u8; 512];
+    let mut raw = BytesMut::new();
     let timed_out = || {
         io::Error::new(
             io::ErrorKind::TimedOut,
             LinkError::HandshakeTimeout.to_string(),
         )
     };
+    let invalid = |error: EndpointError| io::Error::new(io::ErrorKind::InvalidData, error);
+    if !buf.is_empty() {
+        core.handle_input(&mut buf, Instant::now())
+            .map_err(invalid)?;
+    }
     while !core.is_ready() {
         let now = Instant::now();
         core.handle_timeout(now);
@@ -379,9 +472,14 @@ fn handshake(stream: &mut TcpStream, core: &mut CoreEndpoint) -> io::Result<Byte
             _ => return Err(timed_out()),
         };
         stream.set_read_timeout(Some(remaining))?;
-        // Read no further than the challenge: nothing else may come before our answer anyway, and
-        // this way every byte after it is the reader thread's.
-        match stream.read(&mut chunk[..CHALLENGE_LEN.saturating_sub(buf.len()).max(1)]) {
+        // On plain TCP, read no further than the challenge: nothing else may come before our answer
+        // anyway, and this way every byte after it is the reader thread's. (snet decrypts whatever
+        // arrives into `buf`, which goes to the reader thread.)
+        let want = match snet {
+            None => CHALLENGE_LEN.saturating_sub(buf.len()).max(1),
+            Some(_) => chunk.len(),
+        };
+        match stream.read(&mut chunk[..want]) {
             Ok(0) => {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -389,9 +487,18 @@ fn handshake(stream: &mut TcpStream, core: &mut CoreEndpoint) -> io::Result<Byte
                 ));
             }
             Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
+                match snet.as_deref_mut() {
+                    None => buf.extend_from_slice(&chunk[..n]),
+                    Some(client) => {
+                        raw.extend_from_slice(&chunk[..n]);
+                        client
+                            .handle_input(&mut raw, &mut buf, Instant::now())
+                            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
+                        write_snet_control(stream, client)?;
+                    }
+                }
                 core.handle_input(&mut buf, Instant::now())
-                    .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
+                    .map_err(invalid)?;
             }
             Err(error)
                 if matches!(
@@ -407,8 +514,152 @@ fn handshake(stream: &mut TcpStream, core: &mut CoreEndpoint) -> io::Result<Byte
     while core.poll_event().is_some() {} // just `Ready`
     stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
     while let Some(bytes) = core.poll_transmit() {
-        stream.write_all(&bytes)?;
+        match snet.as_deref_mut() {
+            None => stream.write_all(&bytes)?,
+            Some(client) => {
+                let mut data = bytes.to_vec();
+                client
+                    .encrypt(&mut data)
+                    .map_err(|error| io::Error::new(io::ErrorKind::BrokenPipe, error))?;
+                stream.write_all(&data)?;
+            }
+        }
     }
     stream.set_write_timeout(None)?;
     Ok(buf)
 }
+
+/// Runs the snet new-connection handshake (SNET.md §5) on `stream`, within the config's
+/// `handshake_timeout`. Returns the client, its stream up, and the stream bytes that arrived with the
+/// handshake (decrypted).
+fn snet_connect(
+    stream: &mut TcpStream,
+    config: SnetConfig,
+) -> Result<(SnetClient, BytesMut), ConnectError> {
+    let mut rng = OsRandom::draw().map_err(|error| {
+        ConnectError::Io(io::Error::other(format!(
+            "the OS random number generator failed: {error}"
+        )))
+    })?;
+    let mut client = SnetClient::new(config, Instant::now(), &mut rng);
+    let mut plain = BytesMut::new();
+    snet_handshake(stream, &mut client, &mut plain).map_err(ConnectError::Handshake)?;
+    Ok((client, plain))
+}
+
+fn snet_handshake(
+    stream: &mut TcpStream,
+    client: &mut SnetClient,
+    plain: &mut BytesMut,
+) -> io::Result<()> {
+    let mut raw = BytesMut::new();
+    let mut chunk = [0u8; 512];
+    if let Some(deadline) = client.poll_timeout() {
+        stream.set_write_timeout(Some(
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1)),
+        ))?;
+    }
+    write_snet_control(stream, client)?;
+    while !client.is_up() {
+        let now = Instant::now();
+        let timeout = match client.poll_timeout() {
+            Some(deadline) if deadline <= now => {
+                client.handle_timeout(now);
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the gateway did not answer the snet handshake within handshake_timeout \
+                     (is its port configured for snet?)",
+                ));
+            }
+            Some(deadline) => Some(deadline - now),
+            None => None,
+        };
+        stream.set_read_timeout(timeout)?;
+        match stream.read(&mut chunk) {
+            Ok(0) => {
+                client.socket_closed(Instant::now());
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the gateway closed the connection during the snet handshake \
+                     (is its port configured for snet?)",
+                ));
+            }
+            Ok(n) => {
+                raw.extend_from_slice(&chunk[..n]);
+                client
+                    .handle_input(&mut raw, plain, Instant::now())
+                    .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
+                write_snet_control(stream, client)?;
+            }
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    stream.set_read_timeout(None)?;
+    stream.set_write_timeout(None)?;
+    Ok(())
+}
+
+/// Writes the snet client's own bytes (handshake, proof).
+fn write_snet_control(stream: &mut TcpStream, client: &mut SnetClient) -> io::Result<()> {
+    while let Some(bytes) = client.poll_transmit() {
+        stream.write_all(&bytes)?;
+    }
+    Ok(())
+}
+
+/// The OS's cryptographic randomness for the snet key pair, drawn up front so that an OS failure is
+/// a [`ConnectError`] rather than a panic. More than was drawn (not needed by one handshake) comes
+/// straight from the OS.
+struct OsRandom {
+    bytes: [u8; 64],
+    used: usize,
+}
+
+impl OsRandom {
+    fn draw() -> Result<Self, getrandom::Error> {
+        let mut bytes = [0u8; 64];
+        SysRng.try_fill_bytes(&mut bytes)?;
+        Ok(Self { bytes, used: 0 })
+    }
+}
+
+impl TryRng for OsRandom {
+    type Error = Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        let mut bytes = [0u8; 4];
+        self.try_fill_bytes(&mut bytes)?;
+        Ok(u32::from_le_bytes(bytes))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        let mut bytes = [0u8; 8];
+        self.try_fill_bytes(&mut bytes)?;
+        Ok(u64::from_le_bytes(bytes))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+        let available = &mut self.bytes[self.used..];
+        let n = available.len().min(dst.len());
+        let (head, tail) = dst.split_at_mut(n);
+        head.copy_from_slice(&available[..n]);
+        available[..n].fill(0);
+        self.used += n;
+        if !tail.is_empty() {
+            UnwrapErr(SysRng).try_fill_bytes(tail)?;
+        }
+        Ok(())
+    }
+}
+
+/// The bytes come from the OS's cryptographic RNG.
+impl TryCryptoRng for OsRandom {}
