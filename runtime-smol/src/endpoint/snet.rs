@@ -148,7 +148,11 @@ pub(super) async fn handshake(
             out.extend_from_slice(&bytes);
         }
         if client.is_up() && core.is_none() {
-            core = Some(Core::new(role.clone(), core_config.clone(), Instant::now())?);
+            core = Some(Core::new(
+                role.clone(),
+                core_config.clone(),
+                Instant::now(),
+            )?);
         }
         let ready = core.as_mut().filter(|core| core.is_ready());
         let done = match ready {
@@ -439,7 +443,11 @@ fn next_batch(state: &mut State, batch: &mut Vec<Bytes>) -> Step {
         return Step::Wait;
     };
     let generation = link.generation;
-    let mut stream = if up { state.take_transmit() } else { Vec::new() };
+    let mut stream = if up {
+        state.take_transmit()
+    } else {
+        Vec::new()
+    };
     let Some(link) = state.snet.as_mut() else {
         return Step::Finish;
     };
