@@ -1,7 +1,8 @@
-//! Opening a link: resolve, TCP connect (with `connect_timeout`), TCP_NODELAY, and for a game server
-//! the auth handshake, before the driver starts.
+//! Opening a link: resolve, TCP connect (with `connect_timeout`), TCP_NODELAY, the snet handshake if
+//! configured (`snet.rs`), and for a game server the auth handshake, before the driver starts.
 
 use super::driver::Shared;
+use super::snet;
 use super::{ConnectError, EndpointOptions};
 use bytes::BytesMut;
 use fastway_core::auth::CHALLENGE_LEN;
@@ -34,14 +35,29 @@ pub(super) async fn connect(
     let local_addr = stream.local_addr().map_err(ConnectError::Connect)?;
     let peer_addr = stream.peer_addr().map_err(ConnectError::Connect)?;
 
+    if let Some(config) = options.snet {
+        let (core, link) = snet::handshake(
+            &socket,
+            role,
+            options.core.clone(),
+            config,
+            options.connect_timeout,
+            peer_addr,
+        )
+        .await?;
+        let (shared, wakes) =
+            Shared::new(core, Some(link), local_addr, peer_addr, options.recv_queue);
+        snet::spawn_driver(&shared, wakes, socket);
+        return Ok(shared);
+    }
+
     let is_server = matches!(role, Role::Server { .. });
     let mut core = Core::new(role, options.core.clone(), Instant::now())?;
-    let read_buf = BytesMut::new();
     if is_server {
         handshake(&socket, &mut core).await?;
     }
-    let (shared, wakes) = Shared::new(core, socket, local_addr, peer_addr, options.recv_queue);
-    shared.spawn_driver(wakes, read_buf);
+    let (shared, wakes) = Shared::new(core, None, local_addr, peer_addr, options.recv_queue);
+    shared.spawn_driver(wakes, socket, BytesMut::new());
     Ok(shared)
 }
 

@@ -9,11 +9,16 @@
 //! They run on smol's global executor (`smol::spawn`), which has its own thread, so the endpoint works
 //! whichever executor awaits the user's futures (smol, async-std, or a plain `block_on`).
 //!
+//! Over snet the socket changes on every reconnect: `snet.rs` has its own reader (one per socket) and
+//! writer (one per link); the timer and the event dispatch here are shared and call into `snet.rs`
+//! when [`State::snet`] is set.
+//!
 //! Every user call and every task locks [`Shared::state`] for core work only: the lock is never held
 //! across IO or an `.await`. Wake-ups go through `smol::channel` (a one-slot channel keeps a pending
 //! wake-up until it is taken, so none is lost).
 
 use super::error::{DialError, RecvError};
+use super::snet::{self, SnetLink};
 use bytes::{Bytes, BytesMut};
 use fastway_core::endpoint::{CloseReason, DialId, Endpoint as Core, Event, LinkError};
 use smol::channel::{self, Receiver, Sender, TrySendError};
@@ -30,10 +35,10 @@ pub(crate) const SEND_HIGH_WATER: usize = 4 << 20;
 
 /// How long the writer keeps trying to flush Close frames after the link ended, before it shuts the
 /// socket anyway.
-const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
+pub(super) const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Size of the reader's scratch buffer: the most one read syscall takes.
-const READ_CHUNK: usize = 64 * 1024;
+pub(super) const READ_CHUNK: usize = 64 * 1024;
 
 /// What a vconn's receiver needs: its message queue and, once it ended, why.
 pub(crate) struct VConnParts {
@@ -66,13 +71,36 @@ pub(crate) struct State {
     /// Dropped when the link ends: lets the writer stop waiting on a socket that takes no bytes.
     link_closed_tx: Option<Sender<()>>,
     /// Dropped when the socket is closed: wakes every [`Shared::closed`] waiter.
-    closed_tx: Option<Sender<()>>,
+    pub(super) closed_tx: Option<Sender<()>>,
+    /// The snet stream under the core endpoint, if the link runs over snet.
+    pub(crate) snet: Option<SnetLink>,
+}
+
+impl State {
+    /// Takes everything the core has queued for the socket, as one buffer, and releases the senders
+    /// waiting for room.
+    pub(super) fn take_transmit(&mut self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.core.transmit_len());
+        while let Some(bytes) = self.core.poll_transmit() {
+            out.extend_from_slice(&bytes);
+        }
+        self.send_waiters.clear();
+        out
+    }
+
+    /// When the timer must next run: the core's deadline, or snet's (reconnect policy) if earlier.
+    fn next_deadline(&self) -> Option<Instant> {
+        let core = self.core.poll_timeout();
+        match self.snet.as_ref().and_then(SnetLink::poll_timeout) {
+            Some(snet) => Some(core.map_or(snet, |core| core.min(snet))),
+            None => core,
+        }
+    }
 }
 
 /// One link: shared by the user handles and the driver tasks.
 pub(crate) struct Shared {
     state: Mutex<State>,
-    socket: Arc<Async<TcpStream>>,
     pub(crate) local_addr: SocketAddr,
     pub(crate) peer_addr: SocketAddr,
     recv_queue: usize,
@@ -80,21 +108,21 @@ pub(crate) struct Shared {
     timer_wake: Sender<()>,
     accept_tx: Sender<VConnParts>,
     pub(crate) accept_rx: Receiver<VConnParts>,
-    link_closed_rx: Receiver<()>,
+    pub(super) link_closed_rx: Receiver<()>,
     closed_rx: Receiver<()>,
 }
 
 /// The receiving ends of the tasks' wake-up channels.
 pub(crate) struct Wakes {
-    writer: Receiver<()>,
-    timer: Receiver<()>,
+    pub(super) writer: Receiver<()>,
+    pub(super) timer: Receiver<()>,
 }
 
 impl Shared {
-    /// Wraps a connected socket and a core endpoint (whose handshake, if any, is done).
+    /// Wraps a core endpoint whose handshake, if any, is done (and the snet stream under it, if any).
     pub(crate) fn new(
         core: Core,
-        socket: Async<TcpStream>,
+        snet: Option<SnetLink>,
         local_addr: SocketAddr,
         peer_addr: SocketAddr,
         recv_queue: usize,
@@ -113,8 +141,8 @@ impl Shared {
                 timer_armed: None,
                 link_closed_tx: Some(link_closed_tx),
                 closed_tx: Some(closed_tx),
+                snet,
             }),
-            socket: Arc::new(socket),
             local_addr,
             peer_addr,
             recv_queue: recv_queue.max(1),
@@ -132,11 +160,17 @@ impl Shared {
         (shared, wakes)
     }
 
-    /// Starts the reader, writer and timer on smol's global executor. They hold the shared state until
-    /// the link ends and the socket is closed.
-    pub(crate) fn spawn_driver(self: &Arc<Self>, wakes: Wakes, read_buf: BytesMut) {
-        smol::spawn(reader(self.clone(), read_buf)).detach();
-        smol::spawn(writer(self.clone(), wakes.writer)).detach();
+    /// Starts the reader, writer and timer of a plain TCP link on smol's global executor. They hold
+    /// the shared state until the link ends and the socket is closed.
+    pub(crate) fn spawn_driver(
+        self: &Arc<Self>,
+        wakes: Wakes,
+        socket: Async<TcpStream>,
+        read_buf: BytesMut,
+    ) {
+        let socket = Arc::new(socket);
+        smol::spawn(reader(self.clone(), socket.clone(), read_buf)).detach();
+        smol::spawn(writer(self.clone(), socket, wakes.writer)).detach();
         smol::spawn(timer(self.clone(), wakes.timer)).detach();
         // Anything queued before the driver ran (a server's auth answer) goes out now.
         self.wake_writer();
@@ -154,7 +188,7 @@ impl Shared {
         let _ = self.writer_wake.try_send(());
     }
 
-    fn wake_timer(&self) {
+    pub(super) fn wake_timer(&self) {
         let _ = self.timer_wake.try_send(());
     }
 
@@ -164,7 +198,7 @@ impl Shared {
         if state.core.transmit_len() > 0 || state.core.is_closed() {
             self.wake_writer();
         }
-        if state.core.poll_timeout() != state.timer_armed {
+        if state.next_deadline() != state.timer_armed {
             self.wake_timer();
         }
     }
@@ -222,6 +256,7 @@ impl Shared {
 
     /// Waits until there is room in the outbound queue, or returns at once if there is.
     pub(crate) fn send_waiter(state: &mut State) -> Option<Receiver<()>> {
+        // (Over snet this also holds senders while the link is down: the core's queue cannot drain.)
         if state.core.transmit_len() < SEND_HIGH_WATER || state.core.is_closed() {
             return None;
         }
@@ -241,7 +276,7 @@ impl Shared {
 
     /// Acts on every event the core has queued. Runs under the lock; only non-blocking channel
     /// operations happen here, and nothing that could re-enter the lock is dropped.
-    fn dispatch(&self, state: &mut State) {
+    pub(super) fn dispatch(&self, state: &mut State) {
         while let Some(event) = state.core.poll_event() {
             match event {
                 Event::Ready => {}
@@ -304,6 +339,9 @@ impl Shared {
                 }
                 Event::PingTimeout => {
                     log::warn!("fastway endpoint: the gateway did not answer a Ping in time");
+                    if let Some(link) = state.snet.as_mut() {
+                        link.force_reconnect(self);
+                    }
                 }
                 Event::LinkClosed { reason } => {
                     match reason {
@@ -347,7 +385,7 @@ impl Shared {
         }
     }
 
-    /// The core's inputs from the socket side: bytes, then EOF or an error.
+    /// The core's inputs from a plain socket: bytes, then EOF or an error (snet: see `snet.rs`).
     fn handle_read(&self, buf: &mut BytesMut) -> bool {
         let mut state = self.lock();
         if let Err(error) = state.core.handle_input(buf, Instant::now()) {
@@ -373,8 +411,7 @@ fn reason_of(error: fastway_core::endpoint::EndpointError) -> LinkError {
 }
 
 /// Reads until EOF, a socket error or the end of the link.
-async fn reader(shared: Arc<Shared>, mut buf: BytesMut) {
-    let socket = shared.socket.clone();
+async fn reader(shared: Arc<Shared>, socket: Arc<Async<TcpStream>>, mut buf: BytesMut) {
     let mut scratch = vec![0u8; READ_CHUNK];
     loop {
         let read = socket.read_with(|s| (&*s).read(&mut scratch)).await;
@@ -397,8 +434,7 @@ async fn reader(shared: Arc<Shared>, mut buf: BytesMut) {
 }
 
 /// Writes what the core queues; after the link ends, flushes the rest (bounded) and closes the socket.
-async fn writer(shared: Arc<Shared>, wake: Receiver<()>) {
-    let socket = shared.socket.clone();
+async fn writer(shared: Arc<Shared>, socket: Arc<Async<TcpStream>>, wake: Receiver<()>) {
     let mut batch: Vec<Bytes> = Vec::new();
     loop {
         let closed = {
@@ -444,7 +480,7 @@ async fn writer(shared: Arc<Shared>, wake: Receiver<()>) {
 }
 
 /// Writes every buffer of `batch`, in order, with as few (vectored) write calls as the kernel allows.
-async fn write_all(socket: &Async<TcpStream>, batch: &[Bytes]) -> io::Result<()> {
+pub(super) async fn write_all(socket: &Async<TcpStream>, batch: &[Bytes]) -> io::Result<()> {
     let mut storage: Vec<IoSlice<'_>> = batch
         .iter()
         .filter(|bytes| !bytes.is_empty())
@@ -462,14 +498,14 @@ async fn write_all(socket: &Async<TcpStream>, batch: &[Bytes]) -> io::Result<()>
 }
 
 /// Calls `handle_timeout` at each `poll_timeout`, re-arming when woken.
-async fn timer(shared: Arc<Shared>, wake: Receiver<()>) {
+pub(super) async fn timer(shared: Arc<Shared>, wake: Receiver<()>) {
     loop {
         let deadline = {
             let mut state = shared.lock();
             if state.core.is_closed() {
                 return;
             }
-            let deadline = state.core.poll_timeout();
+            let deadline = state.next_deadline();
             state.timer_armed = deadline;
             deadline
         };
@@ -494,7 +530,9 @@ async fn timer(shared: Arc<Shared>, wake: Receiver<()>) {
         };
         if fired {
             let mut state = shared.lock();
-            state.core.handle_timeout(Instant::now());
+            let now = Instant::now();
+            state.core.handle_timeout(now);
+            snet::handle_timeout(&shared, &mut state, now);
             shared.after_call(&mut state);
         }
     }

@@ -3,6 +3,7 @@
 //! is never lost behind a bare "closed".
 
 use fastway_core::endpoint::{ConfigError, LinkError};
+use fastway_core::snet::SnetClientError;
 use std::fmt;
 use std::io;
 
@@ -23,8 +24,13 @@ pub enum ConnectError {
     /// Server role: the gateway's 8-byte challenge did not arrive within the core's 5 s deadline
     /// (is this the gateway's *server* port?).
     HandshakeTimeout,
-    /// Server role: the socket failed or closed during the challenge/response exchange.
+    /// The socket failed or closed during the snet handshake or (server role) the auth
+    /// challenge/response exchange.
     Handshake(io::Error),
+    /// [`EndpointOptions::snet`](super::EndpointOptions::snet) is set and the snet handshake failed:
+    /// no answer within `handshake_timeout` (is snet enabled on that gateway port?), or an invalid
+    /// answer.
+    Snet(SnetClientError),
 }
 
 impl fmt::Display for ConnectError {
@@ -39,8 +45,12 @@ impl fmt::Display for ConnectError {
                 "the gateway sent no auth challenge within 5 s (is this its server port?)",
             ),
             Self::Handshake(error) => {
-                write!(f, "the auth handshake with the gateway failed: {error}")
+                write!(f, "the handshake with the gateway failed: {error}")
             }
+            Self::Snet(error) => write!(
+                f,
+                "the snet handshake with the gateway failed: {error} (is snet enabled on that port?)"
+            ),
         }
     }
 }
@@ -50,6 +60,7 @@ impl std::error::Error for ConnectError {
         match self {
             Self::Config(error) => Some(error),
             Self::Resolve(error) | Self::Connect(error) | Self::Handshake(error) => Some(error),
+            Self::Snet(error) => Some(error),
             Self::NoAddress | Self::Timeout | Self::HandshakeTimeout => None,
         }
     }

@@ -11,11 +11,44 @@
 //! on smol's global executor, which starts its own thread, so they make progress whoever polls the
 //! user's futures.
 //!
+//! # snet: a link that reconnects by itself
+//! With [`EndpointOptions::snet`] set, the link runs over snet (SNET.md): a reconnectable, optionally
+//! RC4-encrypted byte stream. Use it when the gateway port you connect to is configured for snet
+//! (`ClientSnet*` / `ServerSnet*` flags; `ServerConfig::client_snet` / `server_snet` here) and the
+//! network may drop TCP links (mobile clients, flaky Wi-Fi): when the socket breaks, the endpoint
+//! reconnects on a new socket to the same address, both sides resend what the other missed, and the
+//! vconns carry on as if nothing happened: no message is lost, duplicated or reordered. Both ends must
+//! agree: snet on the port and here, and the same `enable_crypt` (it is not negotiated; a mismatch
+//! turns the stream into garbage and the link fails). Plain TCP (`None`) cannot talk to an snet port
+//! and vice versa.
+//!
+//! * The first connection is not retried: if it (or its snet handshake) fails, `connect_*` returns
+//!   the error ([`ConnectError::Snet`] for the handshake).
+//! * After a socket failure the first reconnect attempt starts at once, later ones every 3 s; each
+//!   attempt gets `handshake_timeout`. If no reconnect succeeds within `reconn_wait_timeout`, or the
+//!   gateway refuses it (it forgot the session, e.g. its own wait timeout passed or it restarted), the
+//!   link ends: vconns fail with [`LinkError::SocketClosed`], [`Endpoint::closed`] resolves, and
+//!   [`Endpoint::snet_close_reason`] says why (e.g. "snet session closed: no reconnect within the wait
+//!   timeout").
+//! * While the link is down, sends queue in the endpoint (and wait once more than 4 MiB are queued);
+//!   pings queue too. Dials wait for the link (or their `dial_timeout`).
+//! * **Keepalive**: a socket can die silently (no error, no EOF). With
+//!   [`PingTimeoutPolicy::KeepOpen`], an unanswered Ping makes the endpoint drop the socket and
+//!   reconnect instead of ending the link; with the default [`PingTimeoutPolicy::Close`] a ping
+//!   timeout ends the link as on plain TCP — including one that happens during an outage, so prefer
+//!   `KeepOpen` with snet.
+//! * `rewriter_buffer_size` bounds how many sent bytes can be resent: it must cover what can be in
+//!   flight when a link breaks (socket buffers on both sides); otherwise the reconnect fails with
+//!   "byte counts cannot be reconciled" and the link ends.
+//! * A local [`Endpoint::close`] while the link is down ends it at once; the gateway then learns of the
+//!   close only when its own wait timeout passes.
+//!
 //! # Layout
 //! * `mod.rs`: [`Endpoint`], [`EndpointOptions`];
 //! * `vconn.rs`: [`VConn`], [`VConnSender`];
 //! * `error.rs`: [`ConnectError`], [`DialError`], [`SendError`], [`RecvError`];
 //! * `connect.rs`: TCP connect and the game server's auth handshake;
+//! * `snet.rs`: the snet handshake and the reader/writer of an snet link (its sockets come and go);
 //! * `driver.rs`: the shared state and the reader/writer/timer tasks.
 //!
 //! # Same in every runtime
@@ -38,15 +71,17 @@
 //! * [`Endpoint::closed`] resolves once the socket is closed, not just when the link ended (tokio and
 //!   std report the end at once; [`Endpoint::close_reason`] does so here too).
 //! * [`ConnectError`] variants follow what can fail here: `Config`, `Resolve`, `NoAddress`,
-//!   `Connect`, `Timeout`, `HandshakeTimeout`, `Handshake(io::Error)`.
+//!   `Connect`, `Timeout`, `HandshakeTimeout`, `Handshake(io::Error)`, `Snet(SnetClientError)`.
 
 mod connect;
 mod driver;
 mod error;
+mod snet;
 mod vconn;
 
 pub use error::{ConnectError, DialError, RecvError, SendError};
 pub use fastway_core::endpoint::{EndpointConfig, LinkError, PingTimeoutPolicy};
+pub use fastway_core::snet::{CloseReason as SnetCloseReason, SnetClientError, SnetConfig};
 pub use smol::net::AsyncToSocketAddrs;
 pub use vconn::{VConn, VConnSender};
 
@@ -74,8 +109,15 @@ pub struct EndpointOptions {
     /// affected. 0 is treated as 1. Default 4096.
     pub recv_queue: usize,
     /// How long the TCP connect (address resolution included) may take. `None` leaves it to the OS.
-    /// Default 10 s.
+    /// Default 10 s. Over snet it also bounds each reconnect attempt's TCP connect.
     pub connect_timeout: Option<Duration>,
+    /// Run the link over snet (see the [module docs](self#snet-a-link-that-reconnects-by-itself)): the
+    /// endpoint reconnects by itself when its socket breaks, and the vconns survive. Use it only
+    /// against a gateway port configured for snet, with the **same `enable_crypt`** (not negotiated);
+    /// `reconn_wait_timeout` is how long to keep trying after a break, `handshake_timeout` bounds each
+    /// attempt (and the first handshake), `rewriter_buffer_size` how many sent bytes can be resent.
+    /// Default `None`: plain TCP.
+    pub snet: Option<SnetConfig>,
 }
 
 impl Default for EndpointOptions {
@@ -85,6 +127,7 @@ impl Default for EndpointOptions {
             dial_timeout: Some(Duration::from_secs(10)),
             recv_queue: 4096,
             connect_timeout: Some(Duration::from_secs(10)),
+            snet: None,
         }
     }
 }
@@ -280,7 +323,30 @@ impl Endpoint {
         self.shared().lock().core.close_reason()
     }
 
-    /// This side's socket address.
+    /// Over snet: why the snet session ended, once it has — e.g. "no reconnect within the wait
+    /// timeout" or "the server refused the reconnect" ([`SnetClientError::Closed`]), or
+    /// `Closed(SnetCloseReason::Local)` when the endpoint ended it itself (a local close, a protocol
+    /// error). The link's [`close_reason`](Self::close_reason) is then [`LinkError::SocketClosed`] for
+    /// the session's own reasons. `None` while the session is alive, and always on plain TCP.
+    pub fn snet_close_reason(&self) -> Option<SnetClientError> {
+        self.shared()
+            .lock()
+            .snet
+            .as_ref()
+            .and_then(|link| link.close_reason())
+    }
+
+    /// Over snet: how many times the link has reconnected after a socket failure. Always 0 on plain
+    /// TCP.
+    pub fn snet_reconnects(&self) -> u64 {
+        self.shared()
+            .lock()
+            .snet
+            .as_ref()
+            .map_or(0, |link| link.reconnects())
+    }
+
+    /// This side's socket address (over snet: of the first connection; reconnects use new ones).
     pub fn local_addr(&self) -> SocketAddr {
         self.shared().local_addr
     }
