@@ -270,7 +270,7 @@ impl SnetClient {
         );
         self.state = match state {
             State::Connecting { .. } => {
-                State::Closed(SnetClientError::Handshake(HandshakeError::SessionClosed))
+                State::Closed(SnetClientError::Handshake(HandshakeError::SocketClosed))
             }
             State::Up { mut session, link } => match session.link_down(link, now) {
                 Ok(()) => State::Down {

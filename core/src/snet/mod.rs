@@ -149,7 +149,9 @@ impl Default for SnetConfig {
 pub enum CloseReason {
     /// The link stayed down for `ReconnWaitTimeout` (or the timeout is zero).
     WaitTimeout,
-    /// The server refused the client's reconnect (it does not know the session any more).
+    /// The server refused the client's reconnect: it no longer knows the session (it closed it, or
+    /// restarted), or on its side the byte counts cannot be reconciled (more was in flight than its
+    /// rewrite buffer holds).
     Refused,
     /// The server's counts during a reconnect cannot be satisfied (data would be lost).
     CountersOutOfRange,
@@ -161,7 +163,9 @@ impl fmt::Display for CloseReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::WaitTimeout => "no reconnect within the wait timeout",
-            Self::Refused => "the server refused the reconnect",
+            Self::Refused => {
+                "the server refused the reconnect (session unknown to it, or more bytes in flight than its rewrite buffer holds)"
+            }
             Self::CountersOutOfRange => {
                 "the peer's byte counts cannot be reconciled (retransmission buffer too small)"
             }
@@ -224,6 +228,8 @@ pub enum HandshakeError {
     NotReconnectable,
     /// The handshake had already ended.
     Finished,
+    /// The socket closed before the handshake finished.
+    SocketClosed,
 }
 
 impl fmt::Display for HandshakeError {
@@ -241,6 +247,9 @@ impl fmt::Display for HandshakeError {
             Self::Refused => f.write_str("snet reconnect refused by the server"),
             Self::Superseded => f.write_str("snet reconnect superseded by a newer one"),
             Self::SessionClosed => f.write_str("snet session closed during the reconnect"),
+            Self::SocketClosed => {
+                f.write_str("snet handshake: the connection closed before it finished")
+            }
             Self::NotReconnectable => {
                 f.write_str("snet reconnect needs a client session whose link is down")
             }
