@@ -193,8 +193,11 @@ fn bad_endpoints<E: Ep>(kind: RuntimeKind) {
     assert!(E::client(closed_port, &opts()).is_err());
     assert!(E::server(closed_port, SERVER_ID, KEY, &opts()).is_err());
 
-    let bad = E::server(gw.server, 124, b"bad", &opts()).expect("handshake completes");
-    assert_eq!(bad.closed_within(WAIT), Some(LinkError::SocketClosed));
+    // A wrong key is not acknowledged either way: the gateway just closes the socket, which the
+    // endpoint sees right after connecting or, on a fast gateway, while it is still connecting.
+    if let Ok(bad) = E::server(gw.server, 124, b"bad", &opts()) {
+        assert_eq!(bad.closed_within(WAIT), Some(LinkError::SocketClosed));
+    }
     assert_eq!(gw.stats().servers, 1);
 
     let hang_up = TcpListener::bind("127.0.0.1:0").expect("bind");
