@@ -7,6 +7,7 @@
 
 use super::signal::{ConnSignals, Doorbell, Latch, Task};
 use bytes::Bytes;
+use fastway_core::abuse::AuthFailures;
 use fastway_core::frame::FrameDecoder;
 use fastway_core::gateway::{Action, CloseReason, Gateway, PeerId, Side};
 use log::{info, warn};
@@ -59,6 +60,8 @@ pub(crate) struct Shared {
     /// The deadline the timer task sleeps until, if any.
     timer_armed: Option<Instant>,
     timer_bell: Doorbell,
+    /// Server auth failures per address, for the repeated-failure warning.
+    auth_failures: AuthFailures,
 }
 
 impl Shared {
@@ -100,6 +103,12 @@ impl Shared {
                 } => {
                     if let Some(conn) = self.conns.remove(&peer) {
                         log_close(peer, &conn, reason);
+                        if let CloseReason::Auth(_) = reason {
+                            let now = Instant::now();
+                            if let Some(report) = self.auth_failures.record(conn.addr.ip(), now) {
+                                warn!("{report}");
+                            }
+                        }
                         *conn.flush.lock().unwrap_or_else(PoisonError::into_inner) = flush;
                         conn.signals.close();
                     }
@@ -170,6 +179,7 @@ impl Inner {
                 conns: HashMap::new(),
                 timer_armed: None,
                 timer_bell: timer_bell.clone(),
+                auth_failures: AuthFailures::default(),
             }),
             shutdown: Latch::new(),
             timer_bell,
