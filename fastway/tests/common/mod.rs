@@ -1,6 +1,7 @@
 //! Shared test support: start a gateway of any compiled runtime, and raw-socket peers.
 #![allow(dead_code)]
 
+pub mod load;
 pub mod process;
 pub mod raw;
 

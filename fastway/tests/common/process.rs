@@ -48,6 +48,8 @@ pub struct LoggedStats {
     pub servers: u64,
     pub handshaking: u64,
     pub vconns: u64,
+    pub queue_full: u64,
+    pub timeout: u64,
 }
 
 impl GatewayProcess {
@@ -213,6 +215,8 @@ impl GatewayProcess {
             servers: field("servers"),
             handshaking: field("handshaking"),
             vconns: field("vconns"),
+            queue_full: field("queue-full"),
+            timeout: field("timeout"),
         }
     }
 
