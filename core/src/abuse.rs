@@ -105,12 +105,15 @@ impl AuthFailures {
             self.make_room(now);
         }
         let window = self.window;
-        let entry = self
-            .by_addr
-            .entry(addr)
-            .or_insert(Window { start: now, count: 0 });
+        let entry = self.by_addr.entry(addr).or_insert(Window {
+            start: now,
+            count: 0,
+        });
         if now.saturating_duration_since(entry.start) >= window {
-            *entry = Window { start: now, count: 0 };
+            *entry = Window {
+                start: now,
+                count: 0,
+            };
         }
         entry.count += 1;
         if entry.count < self.threshold {
@@ -169,9 +172,16 @@ mod tests {
         );
         // The count starts over: the next report needs five more.
         for i in 0..4 {
-            assert_eq!(failures.record(ip(7), now + Duration::from_secs(11 + i)), None);
+            assert_eq!(
+                failures.record(ip(7), now + Duration::from_secs(11 + i)),
+                None
+            );
         }
-        assert!(failures.record(ip(7), now + Duration::from_secs(20)).is_some());
+        assert!(
+            failures
+                .record(ip(7), now + Duration::from_secs(20))
+                .is_some()
+        );
     }
 
     #[test]

@@ -94,7 +94,10 @@ impl rand_core::TryRng for FuzzRng {
 }
 
 /// Decodes every whole frame of `buf` (consuming them); `Err` on the first framing error.
-fn decode_all(decoder: &FrameDecoder, buf: &mut BytesMut) -> Result<Vec<Frame>, crate::frame::FrameError> {
+fn decode_all(
+    decoder: &FrameDecoder,
+    buf: &mut BytesMut,
+) -> Result<Vec<Frame>, crate::frame::FrameError> {
     let mut frames = Vec::new();
     while let Some(frame) = decoder.decode(buf)? {
         frames.push(frame);
@@ -230,7 +233,9 @@ impl GwHarness {
         while let Some(action) = self.gw.poll_action() {
             match action {
                 gateway::Action::Close { peer, .. } => {
-                    let i = self.index(peer).expect("Close for a peer the gateway never had");
+                    let i = self
+                        .index(peer)
+                        .expect("Close for a peer the gateway never had");
                     assert!(!self.peers[i].closed, "peer {peer} closed twice");
                     self.peers[i].closed = true;
                 }
@@ -306,7 +311,10 @@ impl GwHarness {
                 Side::Client => config.client_queue.max_bytes,
                 Side::Server => config.server_queue.max_bytes,
             };
-            assert!(info.pending_bytes <= limit, "queue over its bound: {info:?}");
+            assert!(
+                info.pending_bytes <= limit,
+                "queue over its bound: {info:?}"
+            );
         }
     }
 }
@@ -375,7 +383,7 @@ pub fn gateway(data: &[u8]) {
                     h.feed(i, bytes, cut);
                 }
             }
-            4 | 5 | 6 => {
+            4..=6 => {
                 let pick = input.byte_or0();
                 let cut = usize::from(input.byte_or0());
                 let frame = valid_frame(&mut input);
@@ -427,10 +435,18 @@ pub fn gateway(data: &[u8]) {
             h.drain();
         }
     }
-    assert!(h.peers.iter().all(|p| p.closed), "a peer never got its Close");
+    assert!(
+        h.peers.iter().all(|p| p.closed),
+        "a peer never got its Close"
+    );
     let stats = h.gw.stats();
     assert_eq!(
-        (stats.clients, stats.servers, stats.handshaking, stats.vconns),
+        (
+            stats.clients,
+            stats.servers,
+            stats.handshaking,
+            stats.vconns
+        ),
         (0, 0, 0, 0)
     );
     assert!(h.gw.peers().is_empty());
@@ -505,7 +521,8 @@ impl SbHarness {
                 switchboard::Action::ResumeReading(socket) => {
                     if let Some(i) = self.index(socket) {
                         let mut buf = std::mem::take(&mut self.sockets[i].buf);
-                        self.sb.handle_input(socket, &mut buf, self.now, &mut self.rng);
+                        self.sb
+                            .handle_input(socket, &mut buf, self.now, &mut self.rng);
                         self.sockets[i].buf = buf;
                     }
                 }
@@ -570,7 +587,11 @@ impl SbHarness {
             if !raw.is_empty() {
                 moved = true;
                 let client = &mut self.clients[c];
-                if client.snet.handle_input(&mut raw, &mut client.plain, self.now).is_err() {
+                if client
+                    .snet
+                    .handle_input(&mut raw, &mut client.plain, self.now)
+                    .is_err()
+                {
                     self.close_client_socket(c);
                     return;
                 }
@@ -669,22 +690,23 @@ pub fn switchboard_snet(data: &[u8]) {
                     h.feed(i, bytes, cut);
                 }
             }
-            3 | 4 | 5 => {
+            3..=5 => {
                 let pick = usize::from(input.byte_or0());
                 let frame = valid_frame(&mut input);
                 if !h.clients.is_empty() {
                     let c = pick % h.clients.len();
                     let mut plain = BytesMut::new();
                     let client = &mut h.clients[c];
-                    if client.side == Side::Server && !client.challenge_answered {
-                        if client.plain.len() >= 8 {
-                            let bytes = client.plain.split_to(8);
-                            let mut challenge = [0u8; 8];
-                            challenge.copy_from_slice(&bytes);
-                            let answer = server_response(&Challenge(challenge), KEY, 1);
-                            plain.extend_from_slice(&answer);
-                            client.challenge_answered = true;
-                        }
+                    if client.side == Side::Server
+                        && !client.challenge_answered
+                        && client.plain.len() >= 8
+                    {
+                        let bytes = client.plain.split_to(8);
+                        let mut challenge = [0u8; 8];
+                        challenge.copy_from_slice(&bytes);
+                        let answer = server_response(&Challenge(challenge), KEY, 1);
+                        plain.extend_from_slice(&answer);
+                        client.challenge_answered = true;
                     }
                     plain.extend_from_slice(&frame);
                     h.client_send(c, &plain);
@@ -751,7 +773,12 @@ pub fn switchboard_snet(data: &[u8]) {
     assert_eq!(h.sb.socket_count(), 0);
     let stats = h.sb.stats();
     assert_eq!(
-        (stats.clients, stats.servers, stats.handshaking, stats.vconns),
+        (
+            stats.clients,
+            stats.servers,
+            stats.handshaking,
+            stats.vconns
+        ),
         (0, 0, 0, 0),
         "peers left after every socket closed and every wait timed out"
     );

@@ -172,7 +172,8 @@ fn the_open_files_limit_is_raised_and_logged_at_start() {
     let old: u64 = old.trim().parse().expect("old limit");
     let new: u64 = new.trim().parse().expect("new limit");
     assert!(new >= old, "{line}");
-    let limits = std::fs::read_to_string(format!("/proc/{}/limits", gw.child.id())).expect("limits");
+    let limits =
+        std::fs::read_to_string(format!("/proc/{}/limits", gw.child.id())).expect("limits");
     let soft = limits
         .lines()
         .find(|l| l.starts_with("Max open files"))

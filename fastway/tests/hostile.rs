@@ -46,6 +46,7 @@ hostile!(
     unauthenticated_server_is_never_routed_to_and_cannot_dial,
     challenges_come_from_the_os_rng,
     server_that_never_reads_is_dropped_and_its_clients_released,
+    snet_handshake_deadline_cuts_silent_and_partial_sockets,
 );
 
 const KEY: &str = "k";
@@ -473,7 +474,10 @@ fn server_that_never_reads_is_dropped_and_its_clients_released(kind: RuntimeKind
     let mut pinger = stalled.stream.try_clone().expect("clone");
     let deadline = Instant::now() + WAIT;
     while scene.gw.stats().servers == 2 {
-        assert!(Instant::now() < deadline, "the stalled server was not dropped");
+        assert!(
+            Instant::now() < deadline,
+            "the stalled server was not dropped"
+        );
         let _ = pinger.write_all(&Command::Ping.to_bytes());
         scene.keep_alive();
         std::thread::sleep(Duration::from_millis(100));
@@ -482,7 +486,41 @@ fn server_that_never_reads_is_dropped_and_its_clients_released(kind: RuntimeKind
     feeding.join().expect("feeder");
     assert!(scene.gw.stats().timeout_drops >= 1);
     // The feeder was paused, not dropped: it is resumed and learns its vconn is gone.
-    reading.join().expect("the feeder got the Close of its vconn");
+    reading
+        .join()
+        .expect("the feeder got the Close of its vconn");
     feeder.ping_among_commands();
     scene.assert_alive();
+}
+
+fn snet_handshake_deadline_cuts_silent_and_partial_sockets(kind: RuntimeKind) {
+    let snet = fastway_core::snet::SnetConfig {
+        enable_crypt: true,
+        handshake_timeout: Duration::from_millis(300),
+        reconn_wait_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let mut options = fastway::serve::ServeOptions::loopback(config());
+    options.client_snet = Some(snet);
+    let running = match fastway::serve::start(kind, options) {
+        Ok(running) => running,
+        // smol has no snet yet; the snet wait timeout is covered by the tokio and std snet suites.
+        Err(err) if err.kind() == std::io::ErrorKind::Unsupported => return,
+        Err(err) => panic!("start: {err}"),
+    };
+    let mut server = Raw::server(running.server_addr(), 7, KEY);
+    let mut silent = Raw::connect(running.client_addr());
+    let mut partial = Raw::connect(running.client_addr());
+    partial.send(&[0, 1, 2, 3]); // new-connection type byte, then half a public key
+    let mut garbage = Raw::connect(running.client_addr());
+    garbage.send(&[7; 16]); // no such snet type byte
+    garbage.expect_closed();
+    let start = Instant::now();
+    silent.expect_closed();
+    partial.expect_closed();
+    assert!(start.elapsed() < Duration::from_secs(3));
+    server.ping();
+    let stats = running.stats();
+    assert_eq!((stats.clients, stats.servers), (0, 1), "{stats:?}");
+    running.shutdown().expect("shutdown");
 }

@@ -148,8 +148,10 @@ fn soak_returns_to_zero(kind: RuntimeKind) {
     let clients = env_or("FASTWAY_SOAK_CLIENTS", 1000) as usize;
     let runtime = format!("--runtime={}", kind.name());
     let name = format!("soak-{}", kind.name());
-    let (mut gw, client_addr, server_addr) =
-        GatewayProcess::start(&name, &[&runtime, "-ClientIdleTimeout=0", "-ServerIdleTimeout=0"]);
+    let (mut gw, client_addr, server_addr) = GatewayProcess::start(
+        &name,
+        &[&runtime, "-ClientIdleTimeout=0", "-ServerIdleTimeout=0"],
+    );
     let echoes = [
         EchoServer::start(server_addr, 7, ""),
         EchoServer::start(server_addr, 8, ""),
@@ -161,7 +163,9 @@ fn soak_returns_to_zero(kind: RuntimeKind) {
     let per_worker = clients.div_ceil(WORKERS);
     let workers: Vec<_> = (0..WORKERS)
         .map(|w| {
-            std::thread::spawn(move || worker(client_addr, per_worker, until, 0x9e37_79b9 + w as u64))
+            std::thread::spawn(move || {
+                worker(client_addr, per_worker, until, 0x9e37_79b9 + w as u64)
+            })
         })
         .collect();
     // Sample the counts while the clients are held.

@@ -60,7 +60,9 @@ impl EchoServer {
                     match raw.stream.read(&mut chunk) {
                         Ok(0) => return,
                         Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                        Err(e)
+                            if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                        {
                             continue;
                         }
                         Err(_) => return,

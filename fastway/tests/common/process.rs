@@ -221,7 +221,11 @@ impl GatewayProcess {
     }
 
     /// Polls [`stats`](Self::stats) until `check` holds or `wait` passes; returns the last stats.
-    pub fn stats_until(&mut self, wait: Duration, check: impl Fn(&LoggedStats) -> bool) -> LoggedStats {
+    pub fn stats_until(
+        &mut self,
+        wait: Duration,
+        check: impl Fn(&LoggedStats) -> bool,
+    ) -> LoggedStats {
         let deadline = Instant::now() + wait;
         loop {
             let stats = self.stats();

@@ -175,7 +175,11 @@ impl Raw {
         let ping = Command::Ping.to_bytes().to_vec();
         loop {
             let frame = self.read_frame();
-            assert_eq!(&frame[4..8], &[0, 0, 0, 0], "unexpected data frame {frame:?}");
+            assert_eq!(
+                &frame[4..8],
+                &[0, 0, 0, 0],
+                "unexpected data frame {frame:?}"
+            );
             if frame == ping {
                 return;
             }

@@ -224,9 +224,9 @@ impl Shared {
                         let flushing = !flush.is_empty();
                         conn.close(flush);
                         let repeated = match reason {
-                            SocketCloseReason::Peer(CloseReason::Auth(_)) => self
-                                .auth_failures
-                                .record(conn.addr.ip(), Instant::now()),
+                            SocketCloseReason::Peer(CloseReason::Auth(_)) => {
+                                self.auth_failures.record(conn.addr.ip(), Instant::now())
+                            }
                             _ => None,
                         };
                         effects.events.push(Event::Closed {

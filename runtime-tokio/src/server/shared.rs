@@ -198,9 +198,9 @@ impl Shared {
                         *lock(&conn.flush) = flush;
                         conn.closed.store(true, Ordering::Release);
                         let repeated = match reason {
-                            SocketCloseReason::Peer(CloseReason::Auth(_)) => self
-                                .auth_failures
-                                .record(conn.addr.ip(), Instant::now()),
+                            SocketCloseReason::Peer(CloseReason::Auth(_)) => {
+                                self.auth_failures.record(conn.addr.ip(), Instant::now())
+                            }
                             _ => None,
                         };
                         fx.effects.push(Effect::Closed(conn, reason));
