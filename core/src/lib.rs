@@ -8,6 +8,7 @@
 //!
 //! * [`frame`]: the incremental frame decoder and the command encoders (PROTOCOL.md §3–4).
 //! * [`auth`]: the game server's challenge/response, both sides (PROTOCOL.md §5).
+//! * [`abuse`]: per-address counting of repeated server auth failures, bounded in memory.
 //! * [`gateway`]: the gateway: registries, vconn routing, limits, timeouts (PROTOCOL.md §6).
 //! * [`endpoint`]: a game client's or game server's side of a link to the gateway (ENDPOINT.md).
 //! * [`snet`]: the reconnectable, optionally RC4-encrypted stream under either (SNET.md).
@@ -84,9 +85,12 @@
 //! assert_eq!(gateway.stats().vconns, 0);
 //! ```
 
+pub mod abuse;
 pub mod auth;
 pub mod endpoint;
 pub mod frame;
+#[cfg(any(test, feature = "fuzz"))]
+pub mod fuzz;
 pub mod gateway;
 mod idmap;
 pub mod snet;

@@ -1,8 +1,9 @@
 //! The fastway gateway binary's library part: command-line configuration ([`config`]), process
-//! control ([`control`]) and logging setup ([`logging`]), kept apart from `main.rs` so integration
+//! control ([`control`]), resource limits ([`limits`]) and logging setup ([`logging`]), kept apart from `main.rs` so integration
 //! tests can use them.
 
 pub mod config;
 pub mod control;
+pub mod limits;
 pub mod logging;
 pub mod serve;

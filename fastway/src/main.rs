@@ -15,6 +15,10 @@ fn main() -> ExitCode {
     let settings = Settings::from_env().unwrap_or_else(|err| err.exit());
     fastway::logging::init(settings.log_level);
     log::debug!("settings: {settings:#?}");
+    match fastway::limits::raise_nofile_limit() {
+        Ok(limit) => info!("open files limit: {} -> {}", limit.old, limit.new),
+        Err(err) => warn!("could not raise the open files limit: {err}"),
+    }
     if settings.auth_key.is_empty() {
         warn!(
             "*** ServerAuthKey is empty: ANY program that reaches the server port can register as a game server. Set -ServerAuthKey (or --server-auth-key) in production. ***"

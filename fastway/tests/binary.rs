@@ -3,154 +3,11 @@
 
 mod common;
 
+use common::process::{GatewayProcess as Gateway, LOOPBACK};
 use common::raw::Raw;
 use fastway::config::RuntimeKind;
 use fastway_core::frame::Command;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command as Process, ExitStatus, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::time::{Duration, Instant};
-
-const STARTUP: Duration = Duration::from_secs(20);
-
-/// A temporary working directory for one gateway process.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("fastway-bin-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A running `fastway` process and its log.
-struct Gateway {
-    child: Child,
-    lines: Receiver<String>,
-    log: Vec<String>,
-    dir: TempDir,
-}
-
-impl Gateway {
-    fn spawn(name: &str, args: &[&str], rust_log: Option<&str>) -> Gateway {
-        let dir = TempDir::new(name);
-        let mut command = Process::new(env!("CARGO_BIN_EXE_fastway"));
-        command
-            .args(args)
-            .current_dir(&dir.0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        match rust_log {
-            Some(filter) => command.env("RUST_LOG", filter),
-            None => command.env_remove("RUST_LOG"),
-        };
-        let mut child = command.spawn().expect("start fastway");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Gateway {
-            child,
-            lines,
-            log: Vec::new(),
-            dir,
-        }
-    }
-
-    /// Waits for a log line containing `needle` and returns it.
-    fn wait_for(&mut self, needle: &str) -> String {
-        if let Some(line) = self.log.iter().find(|l| l.contains(needle)) {
-            return line.clone();
-        }
-        let deadline = Instant::now() + STARTUP;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.log.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
-                    panic!(
-                        "no log line with {needle:?}; log so far:\n{}",
-                        self.log.join("\n")
-                    )
-                }
-            }
-        }
-    }
-
-    /// The address logged as `setup <side> listener at - <addr>`.
-    fn bound(&mut self, side: &str) -> SocketAddr {
-        let line = self.wait_for(&format!("setup {side} listener at - "));
-        let addr = line.rsplit("- ").next().expect("address");
-        addr.trim().parse().expect("socket address")
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Process::new("kill")
-            .args([format!("-{name}"), self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success());
-    }
-
-    fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + STARTUP;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "fastway did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.dir.0.join(file)
-    }
-
-    /// Waits until the pid file exists: the control loop is running.
-    fn wait_pid_file(&self, file: &str) -> String {
-        let deadline = Instant::now() + STARTUP;
-        loop {
-            if let Ok(text) = std::fs::read_to_string(self.path(file)) {
-                if !text.is_empty() {
-                    return text;
-                }
-            }
-            assert!(Instant::now() < deadline, "no pid file");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-const LOOPBACK: [&str; 2] = ["-ClientAddr=127.0.0.1:0", "-ServerAddr=127.0.0.1:0"];
+use std::time::Duration;
 
 #[test]
 fn original_flag_spelling_serves_and_sigterm_exits_0_removing_the_pid_file() {
@@ -301,4 +158,51 @@ fn a_port_in_use_exits_1_with_a_message() {
     let mut gw = Gateway::spawn("inuse", &[&addr, LOOPBACK[1]], None);
     assert_eq!(gw.wait_exit().code(), Some(1));
     gw.wait_for("setup listeners failed");
+}
+
+#[test]
+fn the_open_files_limit_is_raised_and_logged_at_start() {
+    let mut gw = Gateway::spawn("nofile", &LOOPBACK, None);
+    let line = gw.wait_for("open files limit: ");
+    let (old, new) = line
+        .rsplit("open files limit: ")
+        .next()
+        .and_then(|rest| rest.split_once(" -> "))
+        .expect("old -> new");
+    let old: u64 = old.trim().parse().expect("old limit");
+    let new: u64 = new.trim().parse().expect("new limit");
+    assert!(new >= old, "{line}");
+    let limits =
+        std::fs::read_to_string(format!("/proc/{}/limits", gw.child.id())).expect("limits");
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .expect("Max open files line");
+    assert_eq!(soft, new.to_string(), "{limits}");
+    gw.signal("TERM");
+    assert_eq!(gw.wait_exit().code(), Some(0));
+}
+
+#[test]
+fn repeated_auth_failures_from_one_address_are_logged_with_the_address() {
+    for kind in RuntimeKind::compiled() {
+        let runtime = format!("--runtime={}", kind.name());
+        let name = format!("authfail-{}", kind.name());
+        let args = [LOOPBACK[0], LOOPBACK[1], "-ServerAuthKey=right", &runtime];
+        let mut gw = Gateway::spawn(&name, &args, None);
+        let server_addr = gw.bound("server");
+        gw.wait_pid_file("fastway.pid");
+        for _ in 0..5 {
+            let mut wrong = Raw::server(server_addr, 9, "wrong");
+            wrong.expect_closed();
+        }
+        gw.wait_for("error happends when accept server from 127.0.0.1:");
+        let line = gw.wait_for("5 server auth failures from 127.0.0.1 in the last 60 s");
+        assert!(line.contains("WARN"), "{line}");
+        let mut good = Raw::server(server_addr, 9, "right");
+        good.ping();
+        gw.signal("TERM");
+        assert_eq!(gw.wait_exit().code(), Some(0), "{}", kind.name());
+    }
 }

@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod endpoints;
+pub mod load;
+pub mod process;
 pub mod proxy;
 pub mod raw;
 

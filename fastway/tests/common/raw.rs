@@ -144,3 +144,45 @@ pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+impl Raw {
+    /// Reads one whole frame (length field included).
+    pub fn read_frame(&mut self) -> Vec<u8> {
+        let mut frame = self.read_exact_n(4);
+        let len = u32::from_le_bytes(frame[..4].try_into().expect("4 bytes")) as usize;
+        frame.extend(self.read_exact_n(len));
+        frame
+    }
+
+    /// Reads frames until a data frame arrives and checks it is `payload` on `conn`; gateway commands
+    /// in between (Connect and Close of other peers' vconns, Ping replies) are skipped.
+    pub fn expect_data_among_commands(&mut self, conn: u32, payload: &[u8]) {
+        let mut expected = BytesMut::new();
+        encode_data(conn, payload, &mut expected);
+        loop {
+            let frame = self.read_frame();
+            if frame.len() >= 8 && frame[4..8] == [0, 0, 0, 0] {
+                continue;
+            }
+            assert_eq!(frame, expected.to_vec(), "data frame from gateway");
+            return;
+        }
+    }
+
+    /// Pings and skips whatever gateway commands arrive before the reply.
+    pub fn ping_among_commands(&mut self) {
+        self.send_command(Command::Ping);
+        let ping = Command::Ping.to_bytes().to_vec();
+        loop {
+            let frame = self.read_frame();
+            assert_eq!(
+                &frame[4..8],
+                &[0, 0, 0, 0],
+                "unexpected data frame {frame:?}"
+            );
+            if frame == ping {
+                return;
+            }
+        }
+    }
+}

@@ -7,6 +7,7 @@
 
 use super::signal::{ConnSignals, Doorbell, Latch, Task};
 use bytes::Bytes;
+use fastway_core::abuse::AuthFailures;
 use fastway_core::frame::FrameDecoder;
 use fastway_core::gateway::{CloseReason, Side};
 use fastway_core::switchboard::{Action, SocketCloseReason, SocketId, Switchboard};
@@ -64,6 +65,8 @@ pub(crate) struct Shared {
     /// The deadline the timer task sleeps until, if any.
     timer_armed: Option<Instant>,
     timer_bell: Doorbell,
+    /// Server auth failures per address, for the repeated-failure warning.
+    auth_failures: AuthFailures,
 }
 
 impl Shared {
@@ -108,6 +111,12 @@ impl Shared {
                 } => {
                     if let Some(conn) = self.conns.remove(&socket) {
                         log_close(&conn, reason);
+                        if let SocketCloseReason::Peer(CloseReason::Auth(_)) = reason {
+                            let now = Instant::now();
+                            if let Some(report) = self.auth_failures.record(conn.addr.ip(), now) {
+                                warn!("{report}");
+                            }
+                        }
                         *conn.flush.lock().unwrap_or_else(PoisonError::into_inner) = flush;
                         conn.signals.close();
                     }
@@ -194,6 +203,7 @@ impl Inner {
                 conns: HashMap::new(),
                 timer_armed: None,
                 timer_bell: timer_bell.clone(),
+                auth_failures: AuthFailures::default(),
             }),
             shutdown: Latch::new(),
             timer_bell,

@@ -10,6 +10,7 @@
 use super::connection::ConnCtl;
 use super::sync::{lock, wait_timeout};
 use super::timer::TimerBell;
+use fastway_core::abuse::{AuthFailures, RepeatedAuthFailures};
 use fastway_core::gateway::{CloseReason, Side};
 use fastway_core::switchboard::{Action, SocketCloseReason, SocketId, Switchboard};
 use std::collections::HashMap;
@@ -80,6 +81,8 @@ pub(crate) struct Shared {
     pub(crate) conns: HashMap<SocketId, Arc<ConnCtl>>,
     /// The deadline the timer thread was last given.
     timer_next: Option<Instant>,
+    /// Server auth failures per address, for the repeated-failure warning.
+    auth_failures: AuthFailures,
 }
 
 impl Inner {
@@ -89,6 +92,7 @@ impl Inner {
                 switchboard,
                 conns: HashMap::new(),
                 timer_next: None,
+                auth_failures: AuthFailures::default(),
             }),
             timer: TimerBell::default(),
             live: Mutex::new(HashMap::new()),
@@ -219,11 +223,20 @@ impl Shared {
                     if let Some(conn) = self.conns.remove(&socket) {
                         let flushing = !flush.is_empty();
                         conn.close(flush);
+                        let repeated = match reason {
+                            SocketCloseReason::Peer(CloseReason::Auth(_)) => {
+                                self.auth_failures.record(conn.addr.ip(), Instant::now())
+                            }
+                            _ => None,
+                        };
                         effects.events.push(Event::Closed {
                             conn,
                             reason,
                             flushing,
                         });
+                        if let Some(report) = repeated {
+                            effects.events.push(Event::RepeatedAuthFailures(report));
+                        }
                     }
                 }
             }
@@ -266,6 +279,7 @@ enum Event {
         side: Side,
         reason: SocketCloseReason,
     },
+    RepeatedAuthFailures(RepeatedAuthFailures),
 }
 
 impl Effects {
@@ -279,6 +293,7 @@ impl Effects {
                 Event::SessionEnded { side, reason } => {
                     log::warn!("drop {side} snet session while it was reconnecting: {reason}");
                 }
+                Event::RepeatedAuthFailures(report) => log::warn!("{report}"),
                 Event::Closed {
                     conn,
                     reason,

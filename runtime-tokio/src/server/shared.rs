@@ -6,6 +6,7 @@
 //! held and carried out after it is released.
 
 use bytes::Bytes;
+use fastway_core::abuse::{AuthFailures, RepeatedAuthFailures};
 use fastway_core::gateway::{CloseReason, Side};
 use fastway_core::switchboard::{Action, SocketCloseReason, SocketId, Switchboard};
 use log::{info, warn};
@@ -87,6 +88,7 @@ enum Effect {
     Closed(Arc<Conn>, SocketCloseReason),
     Authenticated(Arc<Conn>, u32),
     SessionEnded(Side, SocketCloseReason),
+    RepeatedAuthFailures(RepeatedAuthFailures),
 }
 
 /// Side effects gathered under the lock. Each task keeps one and reuses its allocation.
@@ -117,6 +119,7 @@ impl Effects {
                 Effect::SessionEnded(side, reason) => {
                     warn!("drop {side} snet session while it was reconnecting: {reason}");
                 }
+                Effect::RepeatedAuthFailures(report) => warn!("{report}"),
             }
         }
     }
@@ -145,6 +148,8 @@ pub(crate) struct Shared {
     conns: HashMap<SocketId, Arc<Conn>>,
     /// The deadline the timer task currently sleeps for.
     timer_at: Option<Instant>,
+    /// Server auth failures per address, for the repeated-failure warning.
+    auth_failures: AuthFailures,
 }
 
 impl Shared {
@@ -192,7 +197,16 @@ impl Shared {
                     if let Some(conn) = self.conns.remove(&socket) {
                         *lock(&conn.flush) = flush;
                         conn.closed.store(true, Ordering::Release);
+                        let repeated = match reason {
+                            SocketCloseReason::Peer(CloseReason::Auth(_)) => {
+                                self.auth_failures.record(conn.addr.ip(), Instant::now())
+                            }
+                            _ => None,
+                        };
                         fx.effects.push(Effect::Closed(conn, reason));
+                        if let Some(report) = repeated {
+                            fx.effects.push(Effect::RepeatedAuthFailures(report));
+                        }
                     }
                 }
             }
@@ -230,6 +244,7 @@ impl State {
                 switchboard,
                 conns: HashMap::new(),
                 timer_at: None,
+                auth_failures: AuthFailures::default(),
             }),
             timer: Notify::new(),
             shutdown: Notify::new(),

@@ -1,0 +1,6 @@
+//! cargo-fuzz target: `fastway_core::fuzz::gateway` (see its docs for what is checked).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    fastway_core::fuzz::gateway(data);
+});
