@@ -15,6 +15,14 @@ fn main() -> ExitCode {
     let settings = Settings::from_env().unwrap_or_else(|err| err.exit());
     fastway::logging::init(settings.log_level);
     log::debug!("settings: {settings:#?}");
+    // Signals are registered before anything else so an early SIGTERM still shuts down cleanly.
+    let mut signals = match Signals::new([SIGTERM, SIGINT, SIGUSR1]) {
+        Ok(signals) => signals,
+        Err(err) => {
+            error!("cannot install signal handlers: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     match fastway::limits::raise_nofile_limit() {
         Ok(limit) => info!("open files limit: {} -> {}", limit.old, limit.new),
         Err(err) => warn!("could not raise the open files limit: {err}"),
@@ -24,14 +32,6 @@ fn main() -> ExitCode {
             "*** ServerAuthKey is empty: ANY program that reaches the server port can register as a game server. Set -ServerAuthKey (or --server-auth-key) in production. ***"
         );
     }
-    // Signals are registered before anything else so an early SIGTERM still shuts down cleanly.
-    let mut signals = match Signals::new([SIGTERM, SIGINT, SIGUSR1]) {
-        Ok(signals) => signals,
-        Err(err) => {
-            error!("cannot install signal handlers: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
     let running = match serve::start(settings.runtime, ServeOptions::from_settings(&settings)) {
         Ok(running) => running,
         Err(err) => {

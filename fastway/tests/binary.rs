@@ -180,6 +180,7 @@ fn the_open_files_limit_is_raised_and_logged_at_start() {
         .and_then(|l| l.split_whitespace().nth(3))
         .expect("Max open files line");
     assert_eq!(soft, new.to_string(), "{limits}");
+    gw.wait_pid_file("fastway.pid");
     gw.signal("TERM");
     assert_eq!(gw.wait_exit().code(), Some(0));
 }
