@@ -119,6 +119,9 @@ pub(crate) struct Shared {
     pub(crate) drained: Notify,
     /// Fired once when the link ends: the reader and the timer stop.
     shutdown: Notify,
+    /// snet: wakes the snet driver (one waiter, a permit is kept) when the link ended or a
+    /// reconnect was asked for.
+    pub(super) snet_wake: Notify,
 }
 
 impl Shared {
@@ -168,6 +171,7 @@ impl Shared {
             changed: Notify::new(),
             drained: Notify::new(),
             shutdown: Notify::new(),
+            snet_wake: Notify::new(),
         })
     }
 
@@ -256,7 +260,7 @@ impl Shared {
             Event::PingTimeout if st.snet => {
                 log::warn!("the gateway did not answer a Ping in time; reconnecting the snet link");
                 st.snet_reconnect = true;
-                self.writer.notify_one();
+                self.snet_wake.notify_one();
             }
             Event::PingTimeout => {
                 log::warn!("the gateway did not answer a Ping in time; keeping the link open");
@@ -276,6 +280,7 @@ impl Shared {
                 self.drained.notify_waiters();
                 self.writer.notify_one();
                 self.timer.notify_one();
+                self.snet_wake.notify_one();
             }
         }
     }

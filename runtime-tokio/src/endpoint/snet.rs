@@ -32,6 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
@@ -264,7 +265,10 @@ pub(crate) async fn drive(shared: Arc<Shared>, start: SnetStart) {
                 ready = writable(stream, want_write) => Wake::Writable(ready),
                 result = connected(connecting) => Wake::Connected(result),
                 () = sleep_until(deadline) => Wake::Timeout,
-                () = shared.writer.notified() => Wake::Core,
+                // The core's bytes only matter when they can be taken: while the link is down (or a
+                // batch is still held) the core keeps them and `settle` keeps waking the writer.
+                () = notified(&shared.writer, client.is_up() && held.is_empty()) => Wake::Core,
+                () = shared.snet_wake.notified() => Wake::Core,
             }
         };
         match wake {
@@ -457,6 +461,14 @@ async fn writable(stream: Option<&TcpStream>, wanted: bool) -> io::Result<()> {
     match stream {
         Some(stream) if wanted => stream.writable().await,
         _ => std::future::pending().await,
+    }
+}
+
+async fn notified(notify: &Notify, wanted: bool) {
+    if wanted {
+        notify.notified().await;
+    } else {
+        std::future::pending::<()>().await;
     }
 }
 
