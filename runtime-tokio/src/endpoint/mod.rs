@@ -69,7 +69,7 @@
 //! * [`Endpoint::close`] flushes queued Close frames for up to 2 s (smol and std: about 1 s).
 //! * [`Endpoint::closed`] resolves as soon as the link has ended (smol: once its socket is closed).
 //! * [`ConnectError`] variants follow what can fail here: `Config`, `Io`, `Timeout`,
-//!   `Handshake(LinkError)`.
+//!   `Handshake(LinkError)`, `Snet(SnetClientError)` (first snet handshake; see above).
 
 mod driver;
 mod error;
