@@ -8,13 +8,18 @@
 //! * The **timer** sleeps until [`poll_timeout`](CoreEndpoint::poll_timeout) and calls
 //!   [`handle_timeout`](CoreEndpoint::handle_timeout).
 //!
+//! With snet, one snet driver task (`super::snet`) replaces the reader and the writer: the socket
+//! changes across reconnects, so one task owns it and the snet client.
+//!
 //! Every touch of the core happens under one `std::sync::Mutex`, never held across an await or IO;
 //! after each touch [`Shared::settle`] drains the core's events and wakes whoever must act.
 
 use super::error::{DialError, RecvError};
+use super::snet::SnetStart;
 use bytes::{Buf, Bytes, BytesMut};
 use fastway_core::endpoint::{CloseReason, DialId, Endpoint as CoreEndpoint, Event, LinkError};
 use fastway_core::frame::FrameDecoder;
+use fastway_core::snet::SnetClientError;
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice};
 use std::pin::pin;
@@ -27,7 +32,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 pub(crate) const SEND_HIGH_WATER: usize = 4 << 20;
 /// How long a shut-down link may spend flushing its last frames (and reading the gateway's answer to
 /// them) before the socket is closed regardless.
-const LINGER: Duration = Duration::from_secs(2);
+pub(super) const LINGER: Duration = Duration::from_secs(2);
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
 /// Most buffers passed to one vectored write.
@@ -71,6 +76,12 @@ pub(crate) struct State {
     pub(crate) written: u64,
     /// What the timer task sleeps until (`None`: until woken).
     timer_at: Option<Instant>,
+    /// The link runs over snet (the snet driver replaces the reader and the writer).
+    snet: bool,
+    /// snet: a ping timeout asked the snet driver to drop the current socket and reconnect.
+    pub(super) snet_reconnect: bool,
+    /// snet: why the snet session gave up, when that is what ended the link.
+    pub(super) snet_error: Option<SnetClientError>,
 }
 
 impl State {
@@ -96,8 +107,9 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     /// Per-vconn inbound queue length, in messages.
     recv_queue: usize,
-    /// Wakes the writer (one waiter; a permit is kept if it is busy).
-    writer: Notify,
+    /// Wakes the writer (one waiter; a permit is kept if it is busy). With snet, wakes the snet
+    /// driver: the core has bytes, a reconnect was asked for, or the link ended.
+    pub(super) writer: Notify,
     /// Wakes the timer to recompute its deadline.
     timer: Notify,
     /// Something `accept`/`closed` wait for happened: an incoming vconn, the link ended.
@@ -107,6 +119,9 @@ pub(crate) struct Shared {
     pub(crate) drained: Notify,
     /// Fired once when the link ends: the reader and the timer stop.
     shutdown: Notify,
+    /// snet: wakes the snet driver (one waiter, a permit is kept) when the link ended or a
+    /// reconnect was asked for.
+    pub(super) snet_wake: Notify,
 }
 
 impl Shared {
@@ -118,8 +133,25 @@ impl Shared {
         write: OwnedWriteHalf,
     ) -> Arc<Self> {
         let max_packet = core.config().max_packet;
+        let shared = Self::new(core, recv_queue, false);
+        tokio::spawn(reader(Arc::clone(&shared), read, max_packet));
+        tokio::spawn(writer(Arc::clone(&shared), write));
+        tokio::spawn(timer(Arc::clone(&shared)));
+        shared
+    }
+
+    /// Builds the shared state of an snet link whose first handshake is done, and starts the snet
+    /// driver (socket, reconnects) and the timer task on the current runtime.
+    pub(crate) fn start_snet(core: CoreEndpoint, recv_queue: usize, link: SnetStart) -> Arc<Self> {
+        let shared = Self::new(core, recv_queue, true);
+        tokio::spawn(super::snet::drive(Arc::clone(&shared), link));
+        tokio::spawn(timer(Arc::clone(&shared)));
+        shared
+    }
+
+    fn new(core: CoreEndpoint, recv_queue: usize, snet: bool) -> Arc<Self> {
         let ready = core.is_ready();
-        let shared = Arc::new(Self {
+        Arc::new(Self {
             state: Mutex::new(State {
                 core,
                 conns: HashMap::new(),
@@ -129,6 +161,9 @@ impl Shared {
                 ready,
                 written: 0,
                 timer_at: None,
+                snet,
+                snet_reconnect: false,
+                snet_error: None,
             }),
             recv_queue,
             writer: Notify::new(),
@@ -136,11 +171,8 @@ impl Shared {
             changed: Notify::new(),
             drained: Notify::new(),
             shutdown: Notify::new(),
-        });
-        tokio::spawn(reader(Arc::clone(&shared), read, max_packet));
-        tokio::spawn(writer(Arc::clone(&shared), write));
-        tokio::spawn(timer(Arc::clone(&shared)));
-        shared
+            snet_wake: Notify::new(),
+        })
     }
 
     /// Locks the state. A panic elsewhere while holding the lock cannot leave the core half-updated in
@@ -225,6 +257,11 @@ impl Shared {
                     let _ = tx.try_send(Item::End(end));
                 }
             }
+            Event::PingTimeout if st.snet => {
+                log::warn!("the gateway did not answer a Ping in time; reconnecting the snet link");
+                st.snet_reconnect = true;
+                self.snet_wake.notify_one();
+            }
             Event::PingTimeout => {
                 log::warn!("the gateway did not answer a Ping in time; keeping the link open");
             }
@@ -243,6 +280,7 @@ impl Shared {
                 self.drained.notify_waiters();
                 self.writer.notify_one();
                 self.timer.notify_one();
+                self.snet_wake.notify_one();
             }
         }
     }
@@ -437,7 +475,7 @@ async fn write_batch(
 }
 
 /// Sleeps until `at`, or forever.
-async fn sleep_until(at: Option<tokio::time::Instant>) {
+pub(super) async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,

@@ -1,6 +1,7 @@
 //! Errors of the endpoint library: one enum per operation, each saying what a user can do about it.
 
 use fastway_core::endpoint::{self as core, ConfigError, LinkError};
+use fastway_core::snet::SnetClientError;
 use std::fmt;
 use std::io;
 
@@ -21,6 +22,11 @@ pub enum ConnectError {
     /// gateway sends no verdict, it closes the link afterwards (see
     /// [`Endpoint::closed`](super::Endpoint::closed)).
     Handshake(LinkError),
+    /// [`EndpointOptions::snet`](super::EndpointOptions::snet) is set and the first snet handshake
+    /// failed: the gateway's answer was wrong or did not come within `handshake_timeout`. (If the
+    /// gateway closes the socket instead, which is what a plain-TCP port does, this is `Io`.) The
+    /// first connection is never retried.
+    Snet(SnetClientError),
 }
 
 impl fmt::Display for ConnectError {
@@ -33,6 +39,7 @@ impl fmt::Display for ConnectError {
                 f,
                 "the gateway's server authentication did not complete: {reason}"
             ),
+            Self::Snet(error) => write!(f, "the snet handshake with the gateway failed: {error}"),
         }
     }
 }
@@ -44,6 +51,7 @@ impl std::error::Error for ConnectError {
             Self::Io(error) => Some(error),
             Self::Timeout => None,
             Self::Handshake(reason) => Some(reason),
+            Self::Snet(error) => Some(error),
         }
     }
 }

@@ -20,6 +20,35 @@
 //!   the error; after a local close, `recv` reports `Closed` at once.
 //! * Dropping the last [`Endpoint`] handle closes the link; dropping a [`VConn`] closes the vconn.
 //!
+//! # snet: a link that reconnects by itself
+//! With [`EndpointOptions::snet`] set, the link runs over snet (SNET.md), which the gateway speaks on
+//! the ports configured for it (`ClientSnet*` for the client port, `ServerSnet*` for the server
+//! port). Use it for players on flaky networks (or game servers far from the gateway): when the TCP
+//! connection breaks, the endpoint **reconnects by itself** to the same address, both sides resend
+//! what the other missed, and vconns, dials and messages carry on as if nothing happened — every
+//! message arrives exactly once, in order. Both ends must agree: snet on a port that expects plain
+//! TCP (or the reverse) fails, and `enable_crypt` must equal the port's setting.
+//!
+//! * `connect_*` runs the snet handshake first (the server auth exchange then runs inside the snet
+//!   stream). The first connection is not retried: if it fails, `connect_*` returns the error
+//!   ([`ConnectError::Snet`] for a wrong or late answer).
+//! * While the link is down, `send` keeps queueing (up to the usual back-pressure limit) and the
+//!   keepalive Pings queue too; nothing is written until the reconnect succeeds.
+//! * The first reconnect attempt starts at once, later ones every 3 s; each attempt must finish
+//!   within `handshake_timeout`. If no attempt succeeds within `reconn_wait_timeout` (or the gateway
+//!   refuses the reconnect because it forgot the session), the endpoint gives up: the link ends with
+//!   [`LinkError::SocketClosed`] — vconns and dials fail with it — and
+//!   [`Endpoint::snet_close_reason`] says why (e.g. "no reconnect within the wait timeout"). The
+//!   gateway side gives up after its own `ReconnWaitTimeout`, then closes the game server's vconns.
+//! * **Keepalive**: with [`PingTimeoutPolicy::KeepOpen`], an unanswered Ping makes the endpoint drop
+//!   the current connection and reconnect (a half-dead connection that TCP does not notice); with
+//!   the default [`PingTimeoutPolicy::Close`] a ping timeout ends the link as without snet — and
+//!   since Pings go unanswered during an outage, an outage longer than the ping timeout then ends
+//!   it too. **With snet, choose `KeepOpen`** and let `reconn_wait_timeout` decide when to give up.
+//! * [`Endpoint::close`] flushes the last frames only if the link is up at that moment; the snet
+//!   session is closed with the socket (the gateway notices after its wait timeout, but the vconns'
+//!   Close frames, when flushed, close them at once).
+//!
 //! # Same in every runtime
 //! The three endpoint libraries (`fastway_tokio::endpoint`, `fastway_smol::endpoint`,
 //! `fastway_std::endpoint`) share their user-visible rules, checked by one conformance suite
@@ -40,14 +69,16 @@
 //! * [`Endpoint::close`] flushes queued Close frames for up to 2 s (smol and std: about 1 s).
 //! * [`Endpoint::closed`] resolves as soon as the link has ended (smol: once its socket is closed).
 //! * [`ConnectError`] variants follow what can fail here: `Config`, `Io`, `Timeout`,
-//!   `Handshake(LinkError)`.
+//!   `Handshake(LinkError)`, `Snet(SnetClientError)` (first snet handshake; see above).
 
 mod driver;
 mod error;
+mod snet;
 mod vconn;
 
 pub use error::{ConnectError, DialError, RecvError, SendError};
 pub use fastway_core::endpoint::{EndpointConfig, LinkError, PingTimeoutPolicy};
+pub use fastway_core::snet::{SnetClientError, SnetConfig};
 pub use vconn::{VConn, VConnSender};
 
 use driver::{DialReply, Shared};
@@ -77,8 +108,24 @@ pub struct EndpointOptions {
     /// count as 1. Default 4096.
     pub recv_queue: usize,
     /// How long the TCP connect may take before [`ConnectError::Timeout`]. `None` leaves it to the
-    /// operating system. Default 10 s.
+    /// operating system. Default 10 s. With [`snet`](Self::snet) it bounds each reconnect's TCP
+    /// connect too.
     pub connect_timeout: Option<Duration>,
+    /// Run the link over snet (SNET.md): a link that survives TCP failures. `None` (the default) is
+    /// plain TCP. See [the module docs](self#snet-a-link-that-reconnects-by-itself).
+    ///
+    /// Use it when the gateway port you connect to is configured for snet (`ClientSnet*` /
+    /// `ServerSnet*`) and your network drops connections (mobile players, flaky links): the
+    /// endpoint then reconnects by itself and nothing is lost. **Both ends must agree**: snet on a
+    /// plain port (or plain on an snet port) fails to connect, and `enable_crypt` is not negotiated,
+    /// so it must equal the gateway's setting for that port (a mismatch garbles the stream, which
+    /// shows up as a protocol error or a failed server authentication).
+    ///
+    /// `reconn_wait_timeout` is how long the endpoint keeps trying after the link breaks before it
+    /// gives up; `handshake_timeout` bounds each attempt (and the first handshake);
+    /// `rewriter_buffer_size` is how many sent bytes are kept for retransmission (it must cover what
+    /// can be in flight when the link breaks, or the reconnect fails).
+    pub snet: Option<SnetConfig>,
 }
 
 impl Default for EndpointOptions {
@@ -88,6 +135,7 @@ impl Default for EndpointOptions {
             dial_timeout: Some(Duration::from_secs(10)),
             recv_queue: 4096,
             connect_timeout: Some(Duration::from_secs(10)),
+            snet: None,
         }
     }
 }
@@ -221,7 +269,7 @@ impl Endpoint {
         options: EndpointOptions,
     ) -> Result<Endpoint, ConnectError> {
         options.core.validate()?;
-        let stream = match options.connect_timeout {
+        let mut stream = match options.connect_timeout {
             Some(limit) => tokio::time::timeout(limit, TcpStream::connect(addr))
                 .await
                 .map_err(|_| ConnectError::Timeout)??,
@@ -230,9 +278,30 @@ impl Endpoint {
         stream.set_nodelay(true)?;
         let local_addr = stream.local_addr()?;
         let peer_addr = stream.peer_addr()?;
-        let core = CoreEndpoint::new(role, options.core, Instant::now())?;
-        let (read, write) = stream.into_split();
-        let shared = Shared::start(core, options.recv_queue, read, write);
+        let shared = match options.snet {
+            Some(config) => {
+                let (client, plain) = snet::handshake(&mut stream, config).await?;
+                log::debug!(
+                    "snet session {:?} with the gateway at {peer_addr} is up",
+                    client.conn_id()
+                );
+                let core = CoreEndpoint::new(role, options.core, Instant::now())?;
+                let start = snet::SnetStart {
+                    client,
+                    stream,
+                    plain,
+                    addr: peer_addr,
+                    connect_timeout: options.connect_timeout,
+                    out_limit: (config.rewriter_buffer_size / 2).clamp(1, 64 * 1024),
+                };
+                Shared::start_snet(core, options.recv_queue, start)
+            }
+            None => {
+                let core = CoreEndpoint::new(role, options.core, Instant::now())?;
+                let (read, write) = stream.into_split();
+                Shared::start(core, options.recv_queue, read, write)
+            }
+        };
         log::debug!("connected to the gateway at {peer_addr} from {local_addr}");
         Ok(Endpoint {
             handle: Arc::new(Handle {
@@ -318,7 +387,8 @@ impl Endpoint {
     }
 
     /// Waits until the link ends and says why: [`LinkError::Shutdown`] after [`close`](Self::close),
-    /// [`LinkError::SocketClosed`] if the gateway closed it (or the network failed),
+    /// [`LinkError::SocketClosed`] if the gateway closed it (or the network failed; with snet: once
+    /// the snet session gave up, see [`snet_close_reason`](Self::snet_close_reason)),
     /// [`LinkError::PingTimeout`] if the gateway stopped answering pings, and so on.
     pub async fn closed(&self) -> LinkError {
         let shared = &self.handle.shared;
@@ -342,7 +412,18 @@ impl Endpoint {
         self.close_reason().is_some()
     }
 
-    /// This side's address of the TCP connection.
+    /// With [`EndpointOptions::snet`]: why the snet session gave up, once it has, e.g.
+    /// `SnetClientError::Closed(CloseReason::WaitTimeout)` ("snet session closed: no reconnect
+    /// within the wait timeout"), or `Closed(Refused)` when the gateway no longer knew the session.
+    /// The link then ended with [`LinkError::SocketClosed`]. `None` while the session lives, for a
+    /// link that ended for another reason (e.g. [`close`](Self::close)), and without snet. Never
+    /// waits.
+    pub fn snet_close_reason(&self) -> Option<SnetClientError> {
+        self.handle.shared.lock().snet_error
+    }
+
+    /// This side's address of the TCP connection (with snet: of the first connection; reconnects use
+    /// new local ports).
     pub fn local_addr(&self) -> SocketAddr {
         self.handle.local_addr
     }
