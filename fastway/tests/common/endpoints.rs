@@ -129,8 +129,6 @@ macro_rules! error_maps {
             }
         }
 
-        // Options a runtime has beyond these (snet) keep their defaults.
-        #[allow(clippy::needless_update)]
         fn options(opts: &super::Opts) -> lib::EndpointOptions {
             lib::EndpointOptions {
                 core: lib::EndpointConfig {
@@ -142,7 +140,7 @@ macro_rules! error_maps {
                 dial_timeout: Some(super::WAIT),
                 recv_queue: opts.recv_queue,
                 connect_timeout: Some(super::WAIT),
-                ..lib::EndpointOptions::default()
+                snet: None,
             }
         }
     };
