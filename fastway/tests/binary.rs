@@ -207,3 +207,69 @@ fn repeated_auth_failures_from_one_address_are_logged_with_the_address() {
         assert_eq!(gw.wait_exit().code(), Some(0), "{}", kind.name());
     }
 }
+
+/// The binary's snet flags: an encrypted snet client port routes to a plain server port, and a client
+/// whose link is cut by a proxy reconnects and loses nothing (SNET.md through the command line).
+#[cfg(feature = "rt-std")]
+#[test]
+fn snet_flags_serve_reconnecting_encrypted_clients_on_every_runtime() {
+    use common::proxy::FaultyProxy;
+    use fastway_core::snet::SnetConfig;
+    use fastway_std::{Endpoint, EndpointOptions};
+
+    for kind in RuntimeKind::compiled() {
+        let runtime = format!("--runtime={}", kind.name());
+        let args = [
+            LOOPBACK[0],
+            LOOPBACK[1],
+            &runtime,
+            "-ClientSnetEnable",
+            "-ClientSnetEncrypt=true",
+            "-ClientSnetWaitTimeout=30s",
+            "-ClientSnetBuffer=1048576",
+        ];
+        let mut gw = Gateway::spawn(&format!("snet-{}", kind.name()), &args, None);
+        let client_addr = gw.bound("client");
+        let server_addr = gw.bound("server");
+        gw.wait_pid_file("fastway.pid");
+        let proxy = FaultyProxy::start(client_addr);
+
+        let server = Endpoint::connect_server(server_addr, 5, b"", EndpointOptions::default())
+            .expect("server connects");
+        gw.wait_for("accept server 5 from");
+        let snet = SnetConfig {
+            enable_crypt: true,
+            rewriter_buffer_size: 1 << 20,
+            handshake_timeout: Duration::from_secs(5),
+            reconn_wait_timeout: Duration::from_secs(30),
+        };
+        let options = EndpointOptions {
+            snet: Some(snet),
+            ..EndpointOptions::default()
+        };
+        let client = Endpoint::connect_client(proxy.addr, options).expect("snet client connects");
+        let vconn = client.dial(5).expect("dial through snet");
+        let mut incoming = server.accept().expect("server accepts");
+        let mut vconn = vconn;
+        for round in 0..3u32 {
+            for i in 0..50u32 {
+                vconn.send((round * 1000 + i).to_le_bytes().to_vec()).expect("send");
+            }
+            for i in 0..50u32 {
+                let msg = incoming.recv().expect("server receives");
+                assert_eq!(msg.as_ref(), (round * 1000 + i).to_le_bytes(), "{}", kind.name());
+                incoming.send(msg).expect("echo");
+            }
+            for i in 0..50u32 {
+                let msg = vconn.recv().expect("client receives");
+                assert_eq!(msg.as_ref(), (round * 1000 + i).to_le_bytes(), "{}", kind.name());
+            }
+            proxy.cut_all();
+        }
+        assert!(proxy.accepted.load(std::sync::atomic::Ordering::Relaxed) >= 2, "reconnected");
+        vconn.close();
+        drop(client);
+        gw.signal("TERM");
+        assert_eq!(gw.wait_exit().code(), Some(0), "{}", kind.name());
+    }
+}
