@@ -113,13 +113,8 @@ pub struct LoadArgs {
     #[arg(short, long)]
     pub quiet: bool,
     /// Target a running gateway instead of starting one: `CLIENT_ADDR,SERVER_ADDR`.
-    #[arg(
-        long,
-        value_name = "CLIENT,SERVER",
-        value_delimiter = ',',
-        num_args = 2
-    )]
-    pub target: Option<Vec<SocketAddr>>,
+    #[arg(long, value_name = "CLIENT,SERVER", value_parser = parse_target)]
+    pub target: Option<Target>,
     /// With `--target`: the gateway's process id, for CPU and memory figures.
     #[arg(long)]
     pub pid: Option<u32>,
@@ -139,4 +134,29 @@ pub struct LoadArgs {
     /// The `fastway` binary to start (default: next to this executable).
     #[arg(long, value_name = "PATH")]
     pub gateway_bin: Option<PathBuf>,
+}
+
+/// A running gateway's two addresses (`--target`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    /// Its client port.
+    pub client: SocketAddr,
+    /// Its server port.
+    pub server: SocketAddr,
+}
+
+/// Parses `--target CLIENT_ADDR,SERVER_ADDR`.
+fn parse_target(value: &str) -> Result<Target, String> {
+    let (client, server) = value
+        .split_once(',')
+        .ok_or_else(|| "expected CLIENT_ADDR,SERVER_ADDR".to_string())?;
+    let parse = |addr: &str| {
+        addr.trim()
+            .parse::<SocketAddr>()
+            .map_err(|err| format!("{addr}: {err}"))
+    };
+    Ok(Target {
+        client: parse(client)?,
+        server: parse(server)?,
+    })
 }

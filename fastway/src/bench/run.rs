@@ -133,7 +133,10 @@ pub fn session(args: &LoadArgs) -> Result<Report, BenchError> {
     };
     if let Some(clients) = args.idle {
         for subject in subjects {
-            report.idle.push(idle(&runtime, args, subject, clients)?);
+            let result = idle(&runtime, args, subject, clients);
+            report
+                .idle
+                .push(result.map_err(|err| labelled(subject, err))?);
         }
         return Ok(report);
     }
@@ -153,12 +156,18 @@ pub fn session(args: &LoadArgs) -> Result<Report, BenchError> {
                     args.duration
                 );
             }
-            runs[i].push(load_run(&runtime, args, *subject)?);
+            runs[i]
+                .push(load_run(&runtime, args, *subject).map_err(|err| labelled(*subject, err))?);
         }
     }
     report.load = runs.iter().map(|r| median(r)).collect();
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(report)
+}
+
+/// Says which subject an error came from.
+fn labelled(subject: Subject, err: BenchError) -> BenchError {
+    BenchError::Load(format!("[{}] {err}", subject.label()))
 }
 
 fn subjects(args: &LoadArgs) -> Vec<Subject> {
@@ -313,13 +322,12 @@ fn start(
             })?)
         }
         Subject::Target => {
-            let target = args.target.as_deref().unwrap_or_default();
-            let [client, server] = target else {
-                return Err(BenchError::Setup("--target needs CLIENT,SERVER".into()));
-            };
+            let target = args
+                .target
+                .ok_or_else(|| BenchError::Setup("--target needs CLIENT,SERVER".into()))?;
             UnderTest::Target {
-                client: *client,
-                server: *server,
+                client: target.client,
+                server: target.server,
                 pid: args.pid,
             }
         }
@@ -371,8 +379,11 @@ async fn connect_all(
     while let Some(joined) = tasks.join_next().await {
         let (index, connected) =
             joined.map_err(|err| BenchError::Load(format!("connect task: {err}")))?;
-        let client =
-            connected.map_err(|err| BenchError::Load(format!("client {index} connect: {err}")))?;
+        let client = connected.map_err(|err| {
+            BenchError::Load(format!(
+                "client {index} of {count} could not connect: {err}"
+            ))
+        })?;
         clients.push((index, client));
     }
     clients.sort_unstable_by_key(|(index, _)| *index);
