@@ -133,10 +133,14 @@ pub fn session(args: &LoadArgs) -> Result<Report, BenchError> {
     };
     if let Some(clients) = args.idle {
         for subject in subjects {
-            let result = idle(&runtime, args, subject, clients);
-            report
-                .idle
-                .push(result.map_err(|err| labelled(subject, err))?);
+            match idle(&runtime, args, subject, clients) {
+                Ok(result) => report.idle.push(result),
+                // One runtime's failure (e.g. out of threads) should not hide the others' figures.
+                Err(err) => eprintln!("fastway-bench: {}", labelled(subject, err)),
+            }
+        }
+        if report.idle.is_empty() {
+            return Err(BenchError::Load("no subject could be measured".into()));
         }
         return Ok(report);
     }
