@@ -11,7 +11,7 @@ fn number(json: &str, subject: &str, key: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {subject} in {json}"));
     let rest = &json[at..];
     let start = rest.find(&format!("\"{key}\":")).unwrap() + key.len() + 3;
-    let end = rest[start..].find(|c: char| c == ',' || c == '}').unwrap();
+    let end = rest[start..].find([',', '}']).unwrap();
     rest[start..start + end].parse().unwrap()
 }
 

@@ -113,7 +113,8 @@ pub struct Report {
 
 /// Runs what `args` ask for.
 pub fn session(args: &LoadArgs) -> Result<Report, BenchError> {
-    if !(args.duration > 0.0 && args.duration <= 3600.0) || !(0.0..=600.0).contains(&args.warmup) {
+    let duration_ok = args.duration > 0.0 && args.duration <= 3600.0;
+    if !duration_ok || !(0.0..=600.0).contains(&args.warmup) {
         return Err(BenchError::Setup(
             "--duration must be in (0, 3600] s and --warmup in [0, 600] s".into(),
         ));
@@ -207,6 +208,12 @@ fn subjects(args: &LoadArgs) -> Vec<Subject> {
 fn raise_fd_limit(args: &LoadArgs) {
     let clients = u64::from(args.idle.unwrap_or(args.clients));
     let needed = 2 * clients + 2 * u64::from(args.servers) + 256;
+    // A privileged user may lift the hard limit too; anyone may raise the soft one up to it.
+    if let Ok((_, hard)) = rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        if hard < needed {
+            let _ = rlimit::setrlimit(rlimit::Resource::NOFILE, needed, needed);
+        }
+    }
     match rlimit::increase_nofile_limit(needed.max(65_536)) {
         Ok(limit) if limit < needed => eprintln!(
             "warning: open-files limit is {limit}, {needed} may be needed (raise the hard limit: ulimit -Hn)"
