@@ -1,8 +1,10 @@
 //! Decoding + routing in the core alone: frames per second and allocations per routed frame.
 //!
-//! Run with `cargo bench -p fastway-core --bench routing`. Each iteration feeds one read batch of
-//! `FRAMES` data frames from a client, routes them to a server, and takes the server's output batch,
-//! exactly as a runtime does per wake-up.
+//! Run with `cargo bench -p fastway-core --bench routing`. `route_batch`: each iteration feeds one
+//! read batch of `FRAMES` data frames from a client, routes them to a server, and takes the server's
+//! output batch, exactly as a runtime does per wake-up (divan's `items/s` is frames per second; its
+//! alloc count is per batch of `FRAMES`). `route_one`: the same with one frame per wake-up, so its
+//! alloc count is allocations per routed frame in the worst case (no batching).
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use bytes::{Bytes, BytesMut};
@@ -83,6 +85,25 @@ fn route_batch(bencher: Bencher, payload: usize) {
     let mut read_buf = BytesMut::with_capacity(wire.len());
     let mut out: Vec<Bytes> = Vec::new();
     bencher.counter(ItemsCount::new(FRAMES)).bench_local(|| {
+        read_buf.extend_from_slice(&wire);
+        gw.handle_input(client, &mut read_buf, now);
+        out.clear();
+        gw.poll_transmit(server, now, &mut out);
+        gw.poll_transmit(server, now, &mut Vec::new());
+        while gw.poll_action().is_some() {}
+        divan::black_box(&out);
+    });
+}
+
+#[divan::bench(args = [64, 4096])]
+fn route_one(bencher: Bencher, payload: usize) {
+    let (mut gw, client, server, conn, now) = setup();
+    let mut wire = BytesMut::new();
+    encode_data(conn, &vec![7u8; payload], &mut wire);
+    let wire = wire.freeze();
+    let mut read_buf = BytesMut::with_capacity(wire.len());
+    let mut out: Vec<Bytes> = Vec::new();
+    bencher.counter(ItemsCount::new(1usize)).bench_local(|| {
         read_buf.extend_from_slice(&wire);
         gw.handle_input(client, &mut read_buf, now);
         out.clear();

@@ -2,6 +2,8 @@
 //! control ([`control`]), resource limits ([`limits`]) and logging setup ([`logging`]), kept apart from `main.rs` so integration
 //! tests can use them.
 
+#[cfg(feature = "rt-tokio")]
+pub mod bench;
 pub mod config;
 pub mod control;
 pub mod limits;

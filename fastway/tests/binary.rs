@@ -253,20 +253,35 @@ fn snet_flags_serve_reconnecting_encrypted_clients_on_every_runtime() {
         let mut vconn = vconn;
         for round in 0..3u32 {
             for i in 0..50u32 {
-                vconn.send((round * 1000 + i).to_le_bytes().to_vec()).expect("send");
+                vconn
+                    .send((round * 1000 + i).to_le_bytes().to_vec())
+                    .expect("send");
             }
             for i in 0..50u32 {
                 let msg = incoming.recv().expect("server receives");
-                assert_eq!(msg.as_ref(), (round * 1000 + i).to_le_bytes(), "{}", kind.name());
+                assert_eq!(
+                    msg.as_ref(),
+                    (round * 1000 + i).to_le_bytes(),
+                    "{}",
+                    kind.name()
+                );
                 incoming.send(msg).expect("echo");
             }
             for i in 0..50u32 {
                 let msg = vconn.recv().expect("client receives");
-                assert_eq!(msg.as_ref(), (round * 1000 + i).to_le_bytes(), "{}", kind.name());
+                assert_eq!(
+                    msg.as_ref(),
+                    (round * 1000 + i).to_le_bytes(),
+                    "{}",
+                    kind.name()
+                );
             }
             proxy.cut_all();
         }
-        assert!(proxy.accepted.load(std::sync::atomic::Ordering::Relaxed) >= 2, "reconnected");
+        assert!(
+            proxy.accepted.load(std::sync::atomic::Ordering::Relaxed) >= 2,
+            "reconnected"
+        );
         vconn.close();
         drop(client);
         gw.signal("TERM");

@@ -9,11 +9,16 @@ use super::rng::PreDrawn;
 use super::shared::{Conn, Effects, State};
 use bytes::{Bytes, BytesMut};
 use fastway_core::frame::FrameDecoder;
+use fastway_core::gateway::Side;
 use log::debug;
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
+use tokio::net::tcp::{ReadHalf, WriteHalf};
 
 /// Most slices handed to one vectored write (Linux accepts 1024; more gains nothing).
 const MAX_IO_SLICES: usize = 64;
@@ -23,7 +28,7 @@ const MAX_IO_SLICES: usize = 64;
 pub(crate) async fn serve(
     state: Arc<State>,
     conn: Arc<Conn>,
-    stream: TcpStream,
+    mut stream: TcpStream,
     read_buffer: usize,
     decoder: FrameDecoder,
     rng: PreDrawn,
@@ -32,8 +37,9 @@ pub(crate) async fn serve(
         state: &state,
         conn: &conn,
     };
-    let reader = read_loop(&state, &conn, &stream, read_buffer, decoder, rng);
-    let writer = write_loop(&state, &conn, &stream);
+    let (mut read_half, write_half) = stream.split();
+    let reader = read_loop(&state, &conn, &mut read_half, read_buffer, decoder, rng);
+    let writer = write_loop(&state, &conn, &write_half);
     tokio::join!(reader, writer);
 }
 
@@ -60,7 +66,7 @@ impl Drop for ForgetOnDrop<'_> {
 async fn read_loop(
     state: &State,
     conn: &Conn,
-    stream: &TcpStream,
+    stream: &mut ReadHalf<'_>,
     read_buffer: usize,
     decoder: FrameDecoder,
     mut rng: PreDrawn,
@@ -98,25 +104,33 @@ async fn read_loop(
         }
         let fresh = buf.capacity() == 0;
         reserve(&mut buf, read_buffer, &decoder);
-        match stream.try_read_buf(&mut buf) {
-            Ok(0) => {
+        match read_once(stream, &mut buf).await {
+            Some(Ok(0)) => {
                 state.call(&mut fx, |sb| sb.handle_closed(socket, Instant::now()));
                 return;
             }
-            Ok(_) => {
+            Some(Ok(_)) => {
                 state.call(&mut fx, |sb| {
                     sb.handle_input(socket, &mut buf, Instant::now(), &mut rng)
                 });
+                // A client that has sent all it had may go quiet for long: an idle connection
+                // keeps no buffer (DESIGN.md §5). A busy one gets a fresh one on its next read,
+                // which costs far less than the read itself. Servers are few and busy: they keep
+                // theirs for reuse.
+                if conn.side == Side::Client && buf.is_empty() {
+                    buf = BytesMut::new();
+                    fx = Effects::default();
+                }
             }
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+            None => {
                 // Spurious readiness (a fresh socket is reported readable before any byte): give
                 // the (still empty) buffer back so an idle connection keeps costing nothing.
                 if fresh && buf.is_empty() {
                     buf = BytesMut::new();
                 }
             }
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => {
+            Some(Err(err)) if err.kind() == io::ErrorKind::Interrupted => {}
+            Some(Err(err)) => {
                 debug!(
                     "{} {socket} from {}: read failed: {err}",
                     conn.side, conn.addr
@@ -126,6 +140,22 @@ async fn read_loop(
             }
         }
     }
+}
+
+/// One read into `buf`, or `None` if the socket has nothing after all (it would block).
+///
+/// Goes through tokio's `AsyncRead`, which treats a read that did not fill the buffer as proof that
+/// the socket is drained and clears its readiness: the next wait goes straight to the reactor
+/// instead of costing one more `read` that fails with `EAGAIN` (as `try_read` would, every wake-up).
+async fn read_once(stream: &mut ReadHalf<'_>, buf: &mut BytesMut) -> Option<io::Result<usize>> {
+    let mut read = std::pin::pin!(stream.read_buf(buf));
+    std::future::poll_fn(|cx| {
+        Poll::Ready(match read.as_mut().poll(cx) {
+            Poll::Ready(result) => Some(result),
+            Poll::Pending => None,
+        })
+    })
+    .await
 }
 
 /// Makes room for the next read. A frame whose length field is in gets room for all of it at once;
@@ -153,7 +183,7 @@ enum WriteEnd {
 
 /// Writes what the core queues, one vectored write per wake-up, until the core closes the
 /// connection or the socket fails.
-async fn write_loop(state: &State, conn: &Conn, stream: &TcpStream) {
+async fn write_loop(state: &State, conn: &Conn, stream: &WriteHalf<'_>) {
     let socket = conn.socket;
     let mut batch: Vec<Bytes> = Vec::new();
     let mut fx = Effects::default();
@@ -193,7 +223,13 @@ async fn write_loop(state: &State, conn: &Conn, stream: &TcpStream) {
                 }
             }
         }
-        batch.clear();
+        if conn.side == Side::Client {
+            // Drained: an idle client keeps no batch or effect storage (DESIGN.md §5).
+            batch = Vec::new();
+            fx = Effects::default();
+        } else {
+            batch.clear();
+        }
     }
 }
 
@@ -201,7 +237,7 @@ async fn write_loop(state: &State, conn: &Conn, stream: &TcpStream) {
 /// partial writes. With `abandonable`, gives up as soon as the core closes the connection without
 /// anything to flush (a dropped peer that stopped reading must not keep its socket open).
 async fn write_all(
-    stream: &TcpStream,
+    stream: &WriteHalf<'_>,
     conn: &Conn,
     bufs: &[Bytes],
     abandonable: bool,
@@ -256,7 +292,11 @@ async fn write_all(
 
 /// Waits until the socket takes bytes again, or (with `abandonable`) the core closes the connection
 /// with nothing to flush.
-async fn wait_writable(stream: &TcpStream, conn: &Conn, abandonable: bool) -> Result<(), WriteEnd> {
+async fn wait_writable(
+    stream: &WriteHalf<'_>,
+    conn: &Conn,
+    abandonable: bool,
+) -> Result<(), WriteEnd> {
     if !abandonable {
         return stream.writable().await.map_err(WriteEnd::Failed);
     }
@@ -276,7 +316,6 @@ async fn wait_writable(stream: &TcpStream, conn: &Conn, abandonable: bool) -> Re
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use fastway_core::gateway::Side;
     use fastway_core::switchboard::{Switchboard, SwitchboardConfig};
 
     /// Idle connections must cost little: the whole per-connection task state stays small (816 bytes
