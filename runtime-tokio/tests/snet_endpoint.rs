@@ -31,7 +31,10 @@ const LIMIT: Duration = Duration::from_secs(10);
 fn snet(encrypt: bool, wait: Duration) -> SnetConfig {
     SnetConfig {
         enable_crypt: encrypt,
-        rewriter_buffer_size: 4 << 20,
+        // The tests push messages as fast as they can through every outage: the rewrite buffer must
+        // cover everything in flight (socket buffers on both sides included), or a reconnect is
+        // refused by design.
+        rewriter_buffer_size: 16 << 20,
         handshake_timeout: Duration::from_secs(2),
         reconn_wait_timeout: wait,
     }
@@ -43,6 +46,12 @@ fn gateway(client_snet: Option<SnetConfig>, server_snet: Option<SnetConfig>) -> 
         ServerConfig {
             gateway: GatewayConfig {
                 auth_key: KEY.to_vec(),
+                // What the server sends during an outage queues here; on a loaded machine a long
+                // outage can exceed the default 4 MiB bound, which drops the session by design.
+                client_queue: fastway_core::gateway::QueueLimits {
+                    max_frames: 1 << 20,
+                    max_bytes: 64 << 20,
+                },
                 ..GatewayConfig::default()
             },
             client_snet,
