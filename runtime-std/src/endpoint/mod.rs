@@ -23,7 +23,8 @@
 //!
 //! * `connect_client` / `connect_server` run the snet handshake first (a game server's auth handshake
 //!   then runs inside the snet stream). The first connection is not retried: if it fails, the connect
-//!   fails.
+//!   fails ([`ConnectError::Snet`] for a wrong or late answer, [`ConnectError::Handshake`] when the
+//!   socket closes or fails).
 //! * Reconnects run on the endpoint's own threads (the reader reconnects, the writer waits while the
 //!   link is down): the first attempt at once, then every 3 s, each bounded by `handshake_timeout`.
 //! * When the link has been down for `reconn_wait_timeout` (or the gateway refuses the reconnect, or
@@ -49,8 +50,11 @@
 //! * `try_recv` never waits; `VConn::id`/`remote_id` and `VConnSender::id`/`remote_id`;
 //! * `SendError` is `TooLarge` (above `max_packet - 4`; the vconn stays usable), `Closed` (the vconn
 //!   is closed) or `Link(reason)`; `send` waits while more than 4 MiB wait to be written;
-//! * `Endpoint::close_reason`, `is_closed`, `conn_count`, `local_addr`, `peer_addr`; dropping the last
-//!   `Endpoint` clone closes the link; dials run concurrently and time out after `dial_timeout`.
+//! * `Endpoint::close_reason`, `is_closed`, `conn_count`, `local_addr`, `peer_addr`,
+//!   `snet_close_reason`, `snet_reconnects`; dropping the last `Endpoint` clone closes the link;
+//!   dials run concurrently and time out after `dial_timeout`;
+//! * [`EndpointOptions`], [`DialError`], [`SendError`] and [`RecvError`] are one set of types,
+//!   [`fastway_core::endpoint::api`], re-exported by every runtime; only [`ConnectError`] differs.
 //!
 //! # Differences from the async runtimes
 //! * Calls block; bounded variants take a timeout: [`VConn::recv_timeout`],
@@ -59,15 +63,16 @@
 //! * Each link costs three threads (reader, writer, timer).
 //! * [`Endpoint::close`] flushes queued Close frames for at most about 1 s (tokio: 2 s).
 //! * [`ConnectError`] variants follow what can fail here: `Config`, `Resolve`, `Connect`,
-//!   `Handshake(io::Error)`, `Io`.
+//!   `Handshake(io::Error)`, `Snet(SnetClientError)` (first snet handshake; see above), `Io`.
 
 mod driver;
 mod error;
 mod vconn;
 
 pub use error::{ConnectError, DialError, RecvError, SendError};
+pub use fastway_core::endpoint::api::EndpointOptions;
 pub use fastway_core::endpoint::{EndpointConfig, LinkError, PingTimeoutPolicy};
-pub use fastway_core::snet::{SnetClientError, SnetConfig};
+pub use fastway_core::snet::{CloseReason as SnetCloseReason, SnetClientError, SnetConfig};
 pub use vconn::{VConn, VConnSender};
 
 use bytes::BytesMut;
@@ -84,50 +89,6 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
-
-/// Settings of an [`Endpoint`]: the protocol's [`EndpointConfig`] plus what the adapter adds around
-/// it. `Default` gives sensible values; the `max_packet` in `core` must match the gateway's.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EndpointOptions {
-    /// Protocol settings: `max_packet` (match the gateway's MaxPacket), ping interval, ping timeout and
-    /// what a ping timeout does.
-    pub core: EndpointConfig,
-    /// How long [`Endpoint::dial`] waits for the gateway's answer; `None` waits until the link ends.
-    /// Default 10 s.
-    pub dial_timeout: Option<Duration>,
-    /// How many received messages one vconn may hold before the application reads them. When a
-    /// message arrives with the queue full, that vconn is closed (as in the original) and `recv`
-    /// reports [`RecvError::Overflow`] after the queued messages: a stuck reader must not make the
-    /// endpoint buffer without bound. 0 is taken as 1. Default 4096.
-    pub recv_queue: usize,
-    /// How long the TCP connect may take, per resolved address; `None` uses the OS's timeout.
-    /// Default 10 s.
-    pub connect_timeout: Option<Duration>,
-    /// Run the link over snet (see the [module docs](self#over-snet-a-link-that-reconnects-by-itself)):
-    /// `Some` when the gateway's port is an snet port, so that a broken TCP link reconnects by itself
-    /// and resends what was lost; `None` (the default) is plain TCP.
-    ///
-    /// Both ends must agree: the gateway's port must run snet with the same `enable_crypt` (it is not
-    /// negotiated; a mismatch shows as garbage, i.e. a protocol error, right after the handshake).
-    /// `reconn_wait_timeout` is how long the endpoint keeps trying to reconnect before it gives up;
-    /// `handshake_timeout` bounds each attempt (and the first handshake; zero = no bound);
-    /// `rewriter_buffer_size` is how many recently written bytes are kept for retransmission. Pair it
-    /// with [`PingTimeoutPolicy::KeepOpen`] so that a silent link reconnects instead of ending the
-    /// endpoint.
-    pub snet: Option<SnetConfig>,
-}
-
-impl Default for EndpointOptions {
-    fn default() -> Self {
-        Self {
-            core: EndpointConfig::default(),
-            dial_timeout: Some(Duration::from_secs(10)),
-            recv_queue: 4096,
-            connect_timeout: Some(Duration::from_secs(10)),
-            snet: None,
-        }
-    }
-}
 
 /// One link to the gateway, as a game client or as a game server, with blocking calls.
 ///
@@ -368,6 +329,16 @@ impl Endpoint {
             .and_then(|snet| snet.close_reason(link_over))
     }
 
+    /// Over snet: how many times the link has reconnected after a socket failure. Always 0 on plain
+    /// TCP. Never blocks.
+    pub fn snet_reconnects(&self) -> u64 {
+        self.shared()
+            .lock()
+            .snet
+            .as_ref()
+            .map_or(0, |link| link.reconnects())
+    }
+
     /// Whether the link has ended (see [`close_reason`](Self::close_reason) for why). Never blocks.
     pub fn is_closed(&self) -> bool {
         self.close_reason().is_some()
@@ -543,7 +514,21 @@ fn snet_connect(
     })?;
     let mut client = SnetClient::new(config, Instant::now(), &mut rng);
     let mut plain = BytesMut::new();
-    snet_handshake(stream, &mut client, &mut plain).map_err(ConnectError::Handshake)?;
+    snet_handshake(stream, &mut client, &mut plain).map_err(|error| {
+        // A wrong or late answer closed the client with its reason; a failed or closed socket (what a
+        // plain-TCP port does) is an IO error.
+        match client.close_reason() {
+            Some(reason)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::TimedOut | io::ErrorKind::InvalidData
+                ) =>
+            {
+                ConnectError::Snet(reason)
+            }
+            _ => ConnectError::Handshake(error),
+        }
+    })?;
     Ok((client, plain))
 }
 
