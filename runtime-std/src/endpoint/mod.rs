@@ -81,14 +81,15 @@ use fastway_core::auth::{CHALLENGE_LEN, HANDSHAKE_TIMEOUT};
 use fastway_core::endpoint::{Endpoint as CoreEndpoint, EndpointError, Role};
 use fastway_core::snet::SnetClient;
 use getrandom::SysRng;
-use rand_core::{TryCryptoRng, TryRng, UnwrapErr};
-use std::convert::Infallible;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
+
+/// The OS's cryptographic randomness, drawn ahead (see [`fastway_core::rng`]).
+type OsRandom = fastway_core::rng::PreDrawn<SysRng>;
 
 /// One link to the gateway, as a game client or as a game server, with blocking calls.
 ///
@@ -507,7 +508,9 @@ fn snet_connect(
     stream: &mut TcpStream,
     config: SnetConfig,
 ) -> Result<(SnetClient, BytesMut), ConnectError> {
-    let mut rng = OsRandom::draw().map_err(|error| {
+    // The OS's randomness for the key pair, drawn up front so that an OS failure is a
+    // `ConnectError` rather than a panic.
+    let mut rng = OsRandom::draw(OsRandom::CAPACITY).map_err(|error| {
         ConnectError::Io(io::Error::other(format!(
             "the OS random number generator failed: {error}"
         )))
@@ -600,51 +603,3 @@ fn write_snet_control(stream: &mut TcpStream, client: &mut SnetClient) -> io::Re
     }
     Ok(())
 }
-
-/// The OS's cryptographic randomness for the snet key pair, drawn up front so that an OS failure is
-/// a [`ConnectError`] rather than a panic. More than was drawn (not needed by one handshake) comes
-/// straight from the OS.
-struct OsRandom {
-    bytes: [u8; 64],
-    used: usize,
-}
-
-impl OsRandom {
-    fn draw() -> Result<Self, getrandom::Error> {
-        let mut bytes = [0u8; 64];
-        SysRng.try_fill_bytes(&mut bytes)?;
-        Ok(Self { bytes, used: 0 })
-    }
-}
-
-impl TryRng for OsRandom {
-    type Error = Infallible;
-
-    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-        let mut bytes = [0u8; 4];
-        self.try_fill_bytes(&mut bytes)?;
-        Ok(u32::from_le_bytes(bytes))
-    }
-
-    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-        let mut bytes = [0u8; 8];
-        self.try_fill_bytes(&mut bytes)?;
-        Ok(u64::from_le_bytes(bytes))
-    }
-
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
-        let available = &mut self.bytes[self.used..];
-        let n = available.len().min(dst.len());
-        let (head, tail) = dst.split_at_mut(n);
-        head.copy_from_slice(&available[..n]);
-        available[..n].fill(0);
-        self.used += n;
-        if !tail.is_empty() {
-            UnwrapErr(SysRng).try_fill_bytes(tail)?;
-        }
-        Ok(())
-    }
-}
-
-/// The bytes come from the OS's cryptographic RNG.
-impl TryCryptoRng for OsRandom {}
