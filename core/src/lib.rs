@@ -12,6 +12,7 @@
 //! * [`gateway`]: the gateway: registries, vconn routing, limits, timeouts (PROTOCOL.md §6).
 //! * [`endpoint`]: a game client's or game server's side of a link to the gateway (ENDPOINT.md).
 //! * [`snet`]: the reconnectable, optionally RC4-encrypted stream under either (SNET.md).
+//! * [`rng`]: a pool of randomness drawn ahead of time, so that runtimes never ask the OS under a lock.
 //!
 //! # Example: a gateway and two endpoints, entirely in memory
 //!
@@ -93,6 +94,7 @@ pub mod frame;
 pub mod fuzz;
 pub mod gateway;
 mod idmap;
+pub mod rng;
 pub mod snet;
 pub mod switchboard;
 #[cfg(test)]

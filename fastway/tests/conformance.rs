@@ -6,31 +6,14 @@
 
 mod common;
 
+use common::per_runtime;
 use common::raw::{Raw, eventually};
 use common::{Gw, RuntimeKind, test_config};
 use fastway_core::frame::Command;
 use fastway_core::gateway::GatewayConfig;
 use std::time::Duration;
 
-/// Instantiates each listed test once per runtime.
-macro_rules! conformance {
-    ($($test:ident),* $(,)?) => {
-        #[cfg(feature = "rt-tokio")]
-        mod tokio_rt {
-            $( #[test] fn $test() { super::$test(super::RuntimeKind::Tokio) } )*
-        }
-        #[cfg(feature = "rt-smol")]
-        mod smol_rt {
-            $( #[test] fn $test() { super::$test(super::RuntimeKind::Smol) } )*
-        }
-        #[cfg(feature = "rt-std")]
-        mod std_rt {
-            $( #[test] fn $test() { super::$test(super::RuntimeKind::Std) } )*
-        }
-    };
-}
-
-conformance!(
+per_runtime!(
     client_dial_gets_accept_and_server_gets_connect,
     data_is_forwarded_verbatim_both_ways,
     ping_is_answered,

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::per_runtime;
 use common::raw::{Raw, WAIT, eventually};
 use common::{Gw, RuntimeKind, test_config};
 use fastway_core::frame::{Command, encode_data};
@@ -16,25 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Instantiates each listed test once per compiled runtime.
-macro_rules! hostile {
-    ($($test:ident),* $(,)?) => {
-        #[cfg(feature = "rt-tokio")]
-        mod tokio_rt {
-            $( #[test] fn $test() { super::$test(super::RuntimeKind::Tokio) } )*
-        }
-        #[cfg(feature = "rt-smol")]
-        mod smol_rt {
-            $( #[test] fn $test() { super::$test(super::RuntimeKind::Smol) } )*
-        }
-        #[cfg(feature = "rt-std")]
-        mod std_rt {
-            $( #[test] fn $test() { super::$test(super::RuntimeKind::Std) } )*
-        }
-    };
-}
-
-hostile!(
+per_runtime!(
     oversize_and_zero_lengths_drop_only_the_offender_both_ports,
     max_packet_is_enforced_in_both_directions,
     truncated_frames_then_silence_are_cut_by_the_deadlines,

@@ -16,6 +16,7 @@ mod common;
 
 use common::RuntimeKind;
 use common::load::{EchoServer, exclusive, split_frames, write_whole};
+use common::per_runtime;
 use common::process::GatewayProcess;
 use common::raw::{Raw, WAIT};
 use fastway_core::frame::encode_data;
@@ -37,23 +38,6 @@ const FLOOD_RSS_BOUND_MIB: u64 = 48;
 const MIN_THROUGHPUT_RATIO: f64 = 0.5;
 const SLOW_CLIENTS_AT_ONCE: usize = 8;
 const PHASE: Duration = Duration::from_millis(2000);
-
-macro_rules! per_runtime {
-    ($($test:ident),* $(,)?) => {
-        #[cfg(feature = "rt-tokio")]
-        mod tokio_rt {
-            $( #[test] fn $test() { super::$test(super::RuntimeKind::Tokio) } )*
-        }
-        #[cfg(feature = "rt-smol")]
-        mod smol_rt {
-            $( #[test] fn $test() { super::$test(super::RuntimeKind::Smol) } )*
-        }
-        #[cfg(feature = "rt-std")]
-        mod std_rt {
-            $( #[test] fn $test() { super::$test(super::RuntimeKind::Std) } )*
-        }
-    };
-}
 
 per_runtime!(
     slow_readers_are_dropped_with_bounded_memory_and_others_keep_their_throughput,

@@ -15,6 +15,7 @@ mod common;
 
 use common::RuntimeKind;
 use common::load::{EchoServer, exclusive};
+use common::per_runtime;
 use common::process::GatewayProcess;
 use common::raw::{Raw, WAIT};
 use fastway_core::frame::Command;
@@ -25,23 +26,6 @@ use std::time::{Duration, Instant};
 /// allocator keeps some freed memory; connection state itself must be gone).
 const RSS_RETURN_SLACK_MIB: u64 = 24;
 const WORKERS: usize = 4;
-
-macro_rules! per_runtime {
-    ($($test:ident),* $(,)?) => {
-        #[cfg(feature = "rt-tokio")]
-        mod tokio_rt {
-            $( #[test] fn $test() { super::$test(super::RuntimeKind::Tokio) } )*
-        }
-        #[cfg(feature = "rt-smol")]
-        mod smol_rt {
-            $( #[test] fn $test() { super::$test(super::RuntimeKind::Smol) } )*
-        }
-        #[cfg(feature = "rt-std")]
-        mod std_rt {
-            $( #[test] fn $test() { super::$test(super::RuntimeKind::Std) } )*
-        }
-    };
-}
 
 per_runtime!(soak_returns_to_zero);
 

@@ -16,7 +16,7 @@ pub mod endpoint;
 mod server;
 
 pub use endpoint::{
-    ConnectError, DialError, Endpoint, EndpointOptions, RecvError, VConn, VConnSender,
+    ConnectError, DialError, Endpoint, EndpointOptions, RecvError, SendError, VConn, VConnSender,
 };
 pub use fastway_core::gateway::{GatewayConfig, GatewayStats, PeerInfo};
 pub use fastway_core::snet::SnetConfig;

@@ -15,3 +15,8 @@ pub use endpoint::{
     ConnectError, DialError, Endpoint, EndpointOptions, RecvError, SendError, VConn, VConnSender,
 };
 pub use server::{GatewayHandle, GatewayServer, ServerConfig};
+
+/// The core's types that appear in this crate's API, re-exported so users need not depend on
+/// `fastway-core` directly for them.
+pub use fastway_core::gateway::{GatewayConfig, GatewayStats, PeerInfo};
+pub use fastway_core::snet::SnetConfig;

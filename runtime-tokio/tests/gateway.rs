@@ -6,7 +6,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
 use bytes::BytesMut;
+use common::{
+    Flavor, connect, drain_until_closed, expect, expect_closed, init_logs, read_frame, wait_log,
+    wait_until,
+};
 use fastway_core::auth::{Challenge, server_response};
 use fastway_core::frame::{Command, encode_data};
 use fastway_core::gateway::{GatewayConfig, QueueLimits, Side};
@@ -14,78 +20,10 @@ use fastway_tokio::{GatewayHandle, GatewayServer, ServerConfig};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
-use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-// ---- log capture -------------------------------------------------------------------------------
-
-struct Capture(Mutex<Vec<String>>);
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        let line = format!("{} {}", record.level(), record.args());
-        self.0.lock().unwrap().push(line);
-    }
-    fn flush(&self) {}
-}
-
-static LOGS: OnceLock<&'static Capture> = OnceLock::new();
-
-fn init_logs() {
-    LOGS.get_or_init(|| {
-        let capture: &'static Capture = Box::leak(Box::new(Capture(Mutex::new(Vec::new()))));
-        log::set_logger(capture).unwrap();
-        log::set_max_level(log::LevelFilter::Debug);
-        capture
-    });
-}
-
-/// Waits until a captured log line contains `needle`; returns that line.
-fn wait_log(needle: &str) -> String {
-    let found = wait_for(|| {
-        LOGS.get().and_then(|c| {
-            c.0.lock()
-                .unwrap()
-                .iter()
-                .find(|l| l.contains(needle))
-                .cloned()
-        })
-    });
-    found.unwrap_or_else(|| panic!("no log line contains {needle:?}"))
-}
-
-/// Polls `f` for up to 3 s.
-fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        if let Some(value) = f() {
-            return Some(value);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    assert!(
-        wait_for(|| f().then_some(())).is_some(),
-        "timed out waiting for {what}"
-    );
-}
-
 // ---- gateway harness -----------------------------------------------------------------------------
-
-#[derive(Clone, Copy)]
-enum Flavor {
-    CurrentThread,
-    MultiThread,
-}
 
 struct Gw {
     client: SocketAddr,
@@ -198,14 +136,6 @@ impl Drop for Gw {
     }
 }
 
-fn connect(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
-    s.set_nodelay(true).unwrap();
-    s
-}
-
 fn config() -> GatewayConfig {
     GatewayConfig {
         auth_key: b"k".to_vec(),
@@ -235,47 +165,6 @@ fn data(conn: u32, payload: &[u8]) -> Vec<u8> {
 
 fn send(s: &mut TcpStream, bytes: &[u8]) {
     s.write_all(bytes).unwrap();
-}
-
-/// Reads exactly `expected.len()` bytes and compares them.
-fn expect(s: &mut TcpStream, expected: &[u8]) {
-    let mut got = vec![0u8; expected.len()];
-    s.read_exact(&mut got).unwrap();
-    assert_eq!(got, expected);
-}
-
-/// Reads one whole frame.
-fn read_frame(s: &mut TcpStream) -> Vec<u8> {
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).unwrap();
-    let mut frame = len.to_vec();
-    frame.resize(4 + u32::from_le_bytes(len) as usize, 0);
-    s.read_exact(&mut frame[4..]).unwrap();
-    frame
-}
-
-/// The gateway closed the socket: EOF or a reset, never a timeout, and no bytes first.
-fn expect_closed(s: &mut TcpStream) {
-    let mut byte = [0u8; 1];
-    match s.read(&mut byte) {
-        Ok(0) => {}
-        Ok(_) => panic!("expected the socket to be closed, got a byte {byte:?}"),
-        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
-        Err(e) => panic!("expected the socket to be closed, got {e}"),
-    }
-}
-
-/// Reads (and discards) until the gateway closes the socket.
-fn drain_until_closed(s: &mut TcpStream) {
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return,
-            Err(e) => panic!("expected the socket to be closed, got {e}"),
-        }
-    }
 }
 
 // ---- scenarios -----------------------------------------------------------------------------------

@@ -380,6 +380,7 @@ async fn ping_timeout_with_keep_open_reconnects() {
     assert_eq!(within(s.recv()).await.unwrap(), &b"two"[..]);
     assert_eq!(within(c.recv()).await.unwrap(), &b"three"[..]);
     assert_eq!(proxy.accepted.load(Ordering::Relaxed), 2, "one reconnect");
+    assert_eq!(client.snet_reconnects(), 1);
     assert!(!client.is_closed());
     client.close();
     server.close();

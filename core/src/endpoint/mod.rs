@@ -54,7 +54,14 @@
 //!
 //! A vconn closed locally stays in a small "closing" set until the gateway's echoed Close arrives;
 //! data still in flight for it is dropped silently instead of being answered with more Closes.
+//!
+//! # The runtimes' user-facing types
+//! [`api`] holds the settings and errors the runtime crates' endpoint libraries show their users
+//! ([`api::EndpointOptions`], [`api::DialError`], [`api::SendError`], [`api::RecvError`]). They are
+//! not re-exported here: [`api::SendError`] is the user's error of `VConn::send`, while
+//! [`SendError`] (this module's) is the machine's own, with vconn ids.
 
+pub mod api;
 mod config;
 mod error;
 mod event;

@@ -92,6 +92,8 @@ pub struct SnetClient {
     config: SnetConfig,
     state: State,
     out: VecDeque<Bytes>,
+    /// Reconnects that brought the stream back up.
+    reconnects: u64,
 }
 
 impl SnetClient {
@@ -112,6 +114,7 @@ impl SnetClient {
             },
             config,
             out,
+            reconnects: 0,
         }
     }
 
@@ -147,6 +150,12 @@ impl SnetClient {
             State::Closed(reason) => Some(reason),
             _ => None,
         }
+    }
+
+    /// How many reconnects have brought the stream back up after a socket failure (the first
+    /// handshake not counted).
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects
     }
 
     /// The session's ConnID, once the first handshake finished.
@@ -212,7 +221,10 @@ impl SnetClient {
                         attempt,
                         deadline,
                     },
-                    Ok(Some(link)) => State::Up { session, link },
+                    Ok(Some(link)) => {
+                        self.reconnects += 1;
+                        State::Up { session, link }
+                    }
                     Err(err) => State::Closed(closed_by(&session, err)),
                 }
             }
@@ -587,6 +599,7 @@ mod tests {
             let mut w = World::new(encrypt);
             assert!(w.client.is_up());
             assert_eq!(w.client.conn_id(), Some(1));
+            assert_eq!(w.client.reconnects(), 0);
             assert!(w.client_writes(b"hello server"));
             assert_eq!(w.server_got, b"hello server");
             w.server_writes(b"hello client", true);
@@ -611,6 +624,7 @@ mod tests {
             w.new_socket();
             w.pump();
             assert!(w.client.is_up(), "{:?}", w.client.state);
+            assert_eq!(w.client.reconnects(), 1);
             assert!(w.client_writes(b"three"));
             assert_eq!(w.server_got, b"one two three");
             assert_eq!(&w.client_got[..], b"lost ");

@@ -211,6 +211,62 @@ pub fn start(kind: RuntimeKind, options: ServeOptions) -> io::Result<RunningGate
 /// What the serving thread reports once it has bound (or failed to).
 type Bound = io::Result<(SocketAddr, SocketAddr, Box<dyn Control>)>;
 
+/// Implements [`Control`] for a runtime crate's `GatewayHandle`, which has the same three methods in
+/// every runtime.
+macro_rules! impl_control {
+    ($handle:ty) => {
+        impl super::Control for $handle {
+            fn stats(&self) -> fastway_core::gateway::GatewayStats {
+                <$handle>::stats(self)
+            }
+            fn peers(&self) -> Vec<fastway_core::gateway::PeerInfo> {
+                <$handle>::peers(self)
+            }
+            fn shutdown(&self) {
+                <$handle>::shutdown(self)
+            }
+        }
+    };
+}
+use impl_control;
+
+/// Builds a runtime crate's `ServerConfig` (the same fields in every runtime) from [`ServeOptions`].
+macro_rules! server_config {
+    ($config:ident, $options:expr) => {{
+        let options: super::ServeOptions = $options;
+        $config {
+            gateway: options.gateway,
+            client_addr: options.client_addr,
+            server_addr: options.server_addr,
+            reuse_port: options.reuse_port,
+            client_read_buffer: options.client_read_buffer,
+            server_read_buffer: options.server_read_buffer,
+            client_snet: options.client_snet,
+            server_snet: options.server_snet,
+        }
+    }};
+}
+use server_config;
+
+/// Reports the outcome of a bind through `bound` (a copy of the error, or the addresses and the
+/// handle `control` gives) and hands the bound server back to be run.
+fn report_bind<S>(
+    bound: &mpsc::Sender<Bound>,
+    bind: io::Result<S>,
+    control: impl FnOnce(&S) -> (SocketAddr, SocketAddr, Box<dyn Control>),
+) -> io::Result<S> {
+    match bind {
+        Ok(server) => {
+            let _ = bound.send(Ok(control(&server)));
+            Ok(server)
+        }
+        Err(err) => {
+            let _ = bound.send(Err(io::Error::new(err.kind(), err.to_string())));
+            Err(err)
+        }
+    }
+}
+
 /// Spawns the serving thread: `serve` binds, reports through the channel, then serves until shutdown.
 fn spawn_serving(
     kind: RuntimeKind,

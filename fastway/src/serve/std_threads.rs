@@ -1,47 +1,30 @@
 //! The blocking std runtime: threads per connection; `run` blocks this thread until shutdown.
 
-use super::{Bound, Control, RunningGateway, ServeOptions, spawn_serving};
+use super::{
+    Bound, Control, RunningGateway, ServeOptions, impl_control, report_bind, server_config,
+    spawn_serving,
+};
 use crate::config::RuntimeKind;
-use fastway_core::gateway::{GatewayStats, PeerInfo};
 use fastway_std::{GatewayHandle, GatewayServer, ServerConfig};
 use std::io;
+use std::sync::mpsc::Sender;
 
-impl Control for GatewayHandle {
-    fn stats(&self) -> GatewayStats {
-        GatewayHandle::stats(self)
-    }
-    fn peers(&self) -> Vec<PeerInfo> {
-        GatewayHandle::peers(self)
-    }
-    fn shutdown(&self) {
-        GatewayHandle::shutdown(self)
-    }
-}
+impl_control!(GatewayHandle);
 
 pub(super) fn start(options: ServeOptions) -> io::Result<RunningGateway> {
-    spawn_serving(
-        RuntimeKind::Std,
-        move |bound: std::sync::mpsc::Sender<Bound>| {
-            let config = ServerConfig {
-                gateway: options.gateway,
-                client_addr: options.client_addr,
-                server_addr: options.server_addr,
-                reuse_port: options.reuse_port,
-                client_read_buffer: options.client_read_buffer,
-                server_read_buffer: options.server_read_buffer,
-                client_snet: options.client_snet,
-                server_snet: options.server_snet,
-            };
-            let server = match GatewayServer::bind(config) {
-                Ok(server) => server,
-                Err(err) => {
-                    let _ = bound.send(Err(io::Error::new(err.kind(), err.to_string())));
-                    return Err(err);
-                }
-            };
-            let control: Box<dyn Control> = Box::new(server.handle());
-            let _ = bound.send(Ok((server.client_addr(), server.server_addr(), control)));
-            server.run()
-        },
+    spawn_serving(RuntimeKind::Std, move |bound: Sender<Bound>| {
+        let bind = GatewayServer::bind(server_config!(ServerConfig, options));
+        report_bind(&bound, bind, handle)?.run()
+    })
+}
+
+/// What `start` learns of a bound server.
+fn handle(
+    server: &GatewayServer,
+) -> (std::net::SocketAddr, std::net::SocketAddr, Box<dyn Control>) {
+    (
+        server.client_addr(),
+        server.server_addr(),
+        Box::new(server.handle()),
     )
 }

@@ -13,6 +13,28 @@ use fastway_core::gateway::{GatewayConfig, GatewayStats};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// Instantiates each listed test once per compiled runtime: every `fn test(kind: RuntimeKind)` of the
+/// calling file becomes `tokio_rt::test`, `smol_rt::test` and `std_rt::test`, each behind its feature.
+#[allow(unused_macros)]
+macro_rules! per_runtime {
+    ($($test:ident),* $(,)?) => {
+        #[cfg(feature = "rt-tokio")]
+        mod tokio_rt {
+            $( #[test] fn $test() { super::$test(super::RuntimeKind::Tokio) } )*
+        }
+        #[cfg(feature = "rt-smol")]
+        mod smol_rt {
+            $( #[test] fn $test() { super::$test(super::RuntimeKind::Smol) } )*
+        }
+        #[cfg(feature = "rt-std")]
+        mod std_rt {
+            $( #[test] fn $test() { super::$test(super::RuntimeKind::Std) } )*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use per_runtime;
+
 /// Gateway settings for tests: generous queues, no idle timeouts unless a test sets them.
 pub fn test_config() -> GatewayConfig {
     GatewayConfig {

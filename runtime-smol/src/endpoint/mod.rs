@@ -62,8 +62,11 @@
 //! * `try_recv` never waits; `VConn::id`/`remote_id` and `VConnSender::id`/`remote_id`;
 //! * `SendError` is `TooLarge` (above `max_packet - 4`; the vconn stays usable), `Closed` (the vconn
 //!   is closed) or `Link(reason)`; `send` waits while more than 4 MiB wait to be written;
-//! * `Endpoint::close_reason`, `is_closed`, `conn_count`, `local_addr`, `peer_addr`; dropping the last
-//!   `Endpoint` clone closes the link; dials run concurrently and time out after `dial_timeout`.
+//! * `Endpoint::close_reason`, `is_closed`, `conn_count`, `local_addr`, `peer_addr`,
+//!   `snet_close_reason`, `snet_reconnects`; dropping the last `Endpoint` clone closes the link;
+//!   dials run concurrently and time out after `dial_timeout`;
+//! * [`EndpointOptions`], [`DialError`], [`SendError`] and [`RecvError`] are one set of types,
+//!   [`fastway_core::endpoint::api`], re-exported by every runtime; only [`ConnectError`] differs.
 //!
 //! # Differences from the other runtimes
 //! * The link's tasks run on smol's global executor, so the futures work under any executor.
@@ -80,6 +83,7 @@ mod snet;
 mod vconn;
 
 pub use error::{ConnectError, DialError, RecvError, SendError};
+pub use fastway_core::endpoint::api::EndpointOptions;
 pub use fastway_core::endpoint::{EndpointConfig, LinkError, PingTimeoutPolicy};
 pub use fastway_core::snet::{CloseReason as SnetCloseReason, SnetClientError, SnetConfig};
 pub use smol::net::AsyncToSocketAddrs;
@@ -91,46 +95,6 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Settings of an [`Endpoint`]: the core's protocol settings plus what the adapter adds around them.
-/// `Default` gives the values documented on each field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EndpointOptions {
-    /// The protocol settings: `max_packet` (must match the gateway's MaxPacket), ping interval,
-    /// ping timeout and what a ping timeout does. Default: the gateway's defaults (512 KiB, ping every
-    /// 10 s, 5 s timeout, close the link on timeout).
-    pub core: EndpointConfig,
-    /// How long [`Endpoint::dial`] waits for the gateway's answer. `None` waits forever (the original
-    /// library's behaviour). Default 10 s.
-    pub dial_timeout: Option<Duration>,
-    /// How many received messages each vconn holds before the application reads them. When a vconn's
-    /// queue is full the next message closes that vconn (as the original library does) and
-    /// [`VConn::recv`] reports [`RecvError::Overflow`] after the queued messages; other vconns are not
-    /// affected. 0 is treated as 1. Default 4096.
-    pub recv_queue: usize,
-    /// How long the TCP connect (address resolution included) may take. `None` leaves it to the OS.
-    /// Default 10 s. Over snet it also bounds each reconnect attempt's TCP connect.
-    pub connect_timeout: Option<Duration>,
-    /// Run the link over snet (see the [module docs](self#snet-a-link-that-reconnects-by-itself)): the
-    /// endpoint reconnects by itself when its socket breaks, and the vconns survive. Use it only
-    /// against a gateway port configured for snet, with the **same `enable_crypt`** (not negotiated);
-    /// `reconn_wait_timeout` is how long to keep trying after a break, `handshake_timeout` bounds each
-    /// attempt (and the first handshake), `rewriter_buffer_size` how many sent bytes can be resent.
-    /// Default `None`: plain TCP.
-    pub snet: Option<SnetConfig>,
-}
-
-impl Default for EndpointOptions {
-    fn default() -> Self {
-        Self {
-            core: EndpointConfig::default(),
-            dial_timeout: Some(Duration::from_secs(10)),
-            recv_queue: 4096,
-            connect_timeout: Some(Duration::from_secs(10)),
-            snet: None,
-        }
-    }
-}
 
 /// A link to the fastway gateway, and the virtual connections ([`VConn`]) over it.
 ///

@@ -52,8 +52,6 @@ pub(crate) struct SnetLink {
     peer_addr: SocketAddr,
     /// Bound on one reconnect attempt's TCP connect.
     connect_timeout: Option<Duration>,
-    /// Successful reconnects so far.
-    reconnects: u64,
     /// The link is over and its socket closed: nothing runs any more.
     finished: bool,
 }
@@ -78,7 +76,6 @@ impl SnetLink {
             socket: None,
             peer_addr,
             connect_timeout,
-            reconnects: 0,
             finished: false,
         }
     }
@@ -99,7 +96,7 @@ impl SnetLink {
 
     /// Successful reconnects so far.
     pub(crate) fn reconnects(&self) -> u64 {
-        self.reconnects
+        self.client.reconnects()
     }
 
     /// Closes the current socket (if any) and retires its generation.
@@ -401,11 +398,10 @@ fn stream_input(state: &mut State, generation: u64, raw: &mut BytesMut, bytes: &
         return false;
     }
     if !was_up && link.client.is_up() {
-        link.reconnects += 1;
         log::info!(
             "fastway endpoint: snet reconnected (session {:?}, reconnect #{})",
             link.client.conn_id(),
-            link.reconnects
+            link.client.reconnects()
         );
     }
     if !link.plain.is_empty()

@@ -1,28 +1,38 @@
-//! The errors of the blocking endpoint API, one enum per operation so that a caller only matches the
-//! cases that can actually happen.
+//! Errors of the endpoint library: one enum per operation, each saying what a user can do about it.
+//!
+//! [`DialError`], [`SendError`] and [`RecvError`] are the same in every runtime and live in
+//! [`fastway_core::endpoint::api`]; only [`ConnectError`], which carries this runtime's IO errors, is
+//! defined here.
 
-use fastway_core::endpoint::{ConfigError, LinkError};
+use fastway_core::endpoint::ConfigError;
+use fastway_core::snet::SnetClientError;
 use std::fmt;
 use std::io;
 
+pub use fastway_core::endpoint::api::{DialError, RecvError, SendError};
+
 /// Why [`Endpoint::connect_client`](super::Endpoint::connect_client) or
-/// [`Endpoint::connect_server`](super::Endpoint::connect_server) failed. Nothing is left running.
+/// [`Endpoint::connect_server`](super::Endpoint::connect_server) failed. No endpoint exists and
+/// nothing is left running.
 #[derive(Debug)]
 pub enum ConnectError {
-    /// The [`EndpointConfig`](super::EndpointConfig) is unusable; checked before any network work.
+    /// [`EndpointOptions::core`](super::EndpointOptions::core) is invalid; nothing was attempted.
     Config(ConfigError),
     /// The address could not be resolved, or resolved to nothing.
     Resolve(io::Error),
     /// The TCP connection could not be made (refused, unreachable, or `connect_timeout` passed).
     Connect(io::Error),
-    /// Server endpoints: the gateway's 8-byte auth challenge did not arrive within 5 s, the
-    /// gateway closed the connection first, or the answer could not be written. Over snet (either
-    /// role): the snet handshake failed too (no answer within `handshake_timeout`, the connection
-    /// closed, or a bad answer; the inner error then wraps the
-    /// [`SnetClientError`](super::SnetClientError)).
+    /// Server endpoints: the gateway's 8-byte auth challenge did not arrive within 5 s, the gateway
+    /// closed the connection first, or the answer could not be written. Over snet: the socket failed
+    /// or closed during the snet handshake (what a plain-TCP port does).
     Handshake(io::Error),
-    /// The socket could not be set up (TCP_NODELAY, cloning the handle) or a driver thread could not
-    /// be started.
+    /// [`EndpointOptions::snet`](super::EndpointOptions::snet) is set and the first snet handshake
+    /// failed: the gateway's answer was wrong or did not come within `handshake_timeout`. (If the
+    /// gateway closes the socket instead, this is `Handshake`.) The first connection is never
+    /// retried.
+    Snet(SnetClientError),
+    /// The socket could not be set up (TCP_NODELAY, cloning the handle), the OS random number
+    /// generator failed, or a driver thread could not be started.
     Io(io::Error),
 }
 
@@ -32,9 +42,11 @@ impl fmt::Display for ConnectError {
             Self::Config(error) => write!(f, "invalid endpoint configuration: {error}"),
             Self::Resolve(error) => write!(f, "could not resolve the gateway address: {error}"),
             Self::Connect(error) => write!(f, "could not connect to the gateway: {error}"),
-            Self::Handshake(error) => {
-                write!(f, "handshake with the gateway failed: {error}")
-            }
+            Self::Handshake(error) => write!(f, "the handshake with the gateway failed: {error}"),
+            Self::Snet(error) => write!(
+                f,
+                "the snet handshake with the gateway failed: {error} (is snet enabled on that port?)"
+            ),
             Self::Io(error) => write!(f, "could not set up the connection to the gateway: {error}"),
         }
     }
@@ -48,6 +60,7 @@ impl std::error::Error for ConnectError {
             | Self::Connect(error)
             | Self::Handshake(error)
             | Self::Io(error) => Some(error),
+            Self::Snet(error) => Some(error),
         }
     }
 }
@@ -55,120 +68,5 @@ impl std::error::Error for ConnectError {
 impl From<ConfigError> for ConnectError {
     fn from(error: ConfigError) -> Self {
         Self::Config(error)
-    }
-}
-
-/// Why [`Endpoint::dial`](super::Endpoint::dial) did not open a vconn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DialError {
-    /// The gateway refused: no peer with that id is connected, or the client reached its vconn limit.
-    Refused {
-        /// The id that was dialed.
-        remote: u32,
-    },
-    /// No answer came within [`EndpointOptions::dial_timeout`](super::EndpointOptions::dial_timeout).
-    /// The dial is abandoned; if the gateway accepts it later, that vconn is closed at once.
-    Timeout,
-    /// The link to the gateway ended before the answer came (or had already ended).
-    Closed(LinkError),
-}
-
-impl fmt::Display for DialError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Refused { remote } => write!(
-                f,
-                "the gateway refused the dial to {remote} (no such peer, or the vconn limit is reached)"
-            ),
-            Self::Timeout => f.write_str("the gateway did not answer the dial in time"),
-            Self::Closed(reason) => write!(f, "the endpoint is closed: {reason}"),
-        }
-    }
-}
-
-impl std::error::Error for DialError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Closed(reason) => Some(reason),
-            _ => None,
-        }
-    }
-}
-
-/// Why [`VConn::send`](super::VConn::send) did not queue a message. Only `TooLarge` leaves the vconn
-/// usable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendError {
-    /// The message is above `max_packet - 4` bytes, the most the gateway accepts. Nothing was sent
-    /// and the vconn stays open: split the message or raise `max_packet` on both sides.
-    TooLarge {
-        /// The message length.
-        len: usize,
-        /// The largest message allowed.
-        max: usize,
-    },
-    /// The vconn is closed (locally, by the remote, or because its receive queue overflowed).
-    Closed,
-    /// The link to the gateway has ended, for the given reason.
-    Link(LinkError),
-}
-
-impl fmt::Display for SendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::TooLarge { len, max } => write!(
-                f,
-                "message of {len} bytes is above the limit of {max} bytes (max_packet - 4)"
-            ),
-            Self::Closed => f.write_str("the virtual connection is closed"),
-            Self::Link(reason) => write!(f, "the endpoint is closed: {reason}"),
-        }
-    }
-}
-
-impl std::error::Error for SendError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Link(reason) => Some(reason),
-            _ => None,
-        }
-    }
-}
-
-/// Why [`VConn::recv`](super::VConn::recv) has no more messages. Every message that arrived before
-/// the end is delivered first, except after a local [`VConn::close`](super::VConn::close), which
-/// discards them and makes `recv` return [`Closed`](Self::Closed) at once. Once returned, the same
-/// error is returned by every later call (a later local close turns it into `Closed`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecvError {
-    /// The vconn was closed: by the remote (every message it sent first was delivered) or locally.
-    Closed,
-    /// More than [`EndpointOptions::recv_queue`](super::EndpointOptions::recv_queue) messages were
-    /// waiting, so the vconn was closed (the remote sees it close). Messages after the overflow were
-    /// lost; read faster or raise `recv_queue`.
-    Overflow,
-    /// The link to the gateway ended, for the given reason.
-    Link(LinkError),
-}
-
-impl fmt::Display for RecvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Closed => f.write_str("the virtual connection is closed"),
-            Self::Overflow => f.write_str(
-                "the virtual connection was closed because its receive queue overflowed \
-                 (messages arrived faster than they were received)",
-            ),
-            Self::Link(reason) => write!(f, "the endpoint is closed: {reason}"),
-        }
-    }
-}
-
-impl std::error::Error for RecvError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Link(reason) => Some(reason),
-            _ => None,
-        }
     }
 }

@@ -23,7 +23,8 @@
 //!
 //! * `connect_client` / `connect_server` run the snet handshake first (a game server's auth handshake
 //!   then runs inside the snet stream). The first connection is not retried: if it fails, the connect
-//!   fails.
+//!   fails ([`ConnectError::Snet`] for a wrong or late answer, [`ConnectError::Handshake`] when the
+//!   socket closes or fails).
 //! * Reconnects run on the endpoint's own threads (the reader reconnects, the writer waits while the
 //!   link is down): the first attempt at once, then every 3 s, each bounded by `handshake_timeout`.
 //! * When the link has been down for `reconn_wait_timeout` (or the gateway refuses the reconnect, or
@@ -49,8 +50,11 @@
 //! * `try_recv` never waits; `VConn::id`/`remote_id` and `VConnSender::id`/`remote_id`;
 //! * `SendError` is `TooLarge` (above `max_packet - 4`; the vconn stays usable), `Closed` (the vconn
 //!   is closed) or `Link(reason)`; `send` waits while more than 4 MiB wait to be written;
-//! * `Endpoint::close_reason`, `is_closed`, `conn_count`, `local_addr`, `peer_addr`; dropping the last
-//!   `Endpoint` clone closes the link; dials run concurrently and time out after `dial_timeout`.
+//! * `Endpoint::close_reason`, `is_closed`, `conn_count`, `local_addr`, `peer_addr`,
+//!   `snet_close_reason`, `snet_reconnects`; dropping the last `Endpoint` clone closes the link;
+//!   dials run concurrently and time out after `dial_timeout`;
+//! * [`EndpointOptions`], [`DialError`], [`SendError`] and [`RecvError`] are one set of types,
+//!   [`fastway_core::endpoint::api`], re-exported by every runtime; only [`ConnectError`] differs.
 //!
 //! # Differences from the async runtimes
 //! * Calls block; bounded variants take a timeout: [`VConn::recv_timeout`],
@@ -59,15 +63,16 @@
 //! * Each link costs three threads (reader, writer, timer).
 //! * [`Endpoint::close`] flushes queued Close frames for at most about 1 s (tokio: 2 s).
 //! * [`ConnectError`] variants follow what can fail here: `Config`, `Resolve`, `Connect`,
-//!   `Handshake(io::Error)`, `Io`.
+//!   `Handshake(io::Error)`, `Snet(SnetClientError)` (first snet handshake; see above), `Io`.
 
 mod driver;
 mod error;
 mod vconn;
 
 pub use error::{ConnectError, DialError, RecvError, SendError};
+pub use fastway_core::endpoint::api::EndpointOptions;
 pub use fastway_core::endpoint::{EndpointConfig, LinkError, PingTimeoutPolicy};
-pub use fastway_core::snet::{SnetClientError, SnetConfig};
+pub use fastway_core::snet::{CloseReason as SnetCloseReason, SnetClientError, SnetConfig};
 pub use vconn::{VConn, VConnSender};
 
 use bytes::BytesMut;
@@ -76,8 +81,6 @@ use fastway_core::auth::{CHALLENGE_LEN, HANDSHAKE_TIMEOUT};
 use fastway_core::endpoint::{Endpoint as CoreEndpoint, EndpointError, Role};
 use fastway_core::snet::SnetClient;
 use getrandom::SysRng;
-use rand_core::{TryCryptoRng, TryRng, UnwrapErr};
-use std::convert::Infallible;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -85,49 +88,8 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-/// Settings of an [`Endpoint`]: the protocol's [`EndpointConfig`] plus what the adapter adds around
-/// it. `Default` gives sensible values; the `max_packet` in `core` must match the gateway's.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EndpointOptions {
-    /// Protocol settings: `max_packet` (match the gateway's MaxPacket), ping interval, ping timeout and
-    /// what a ping timeout does.
-    pub core: EndpointConfig,
-    /// How long [`Endpoint::dial`] waits for the gateway's answer; `None` waits until the link ends.
-    /// Default 10 s.
-    pub dial_timeout: Option<Duration>,
-    /// How many received messages one vconn may hold before the application reads them. When a
-    /// message arrives with the queue full, that vconn is closed (as in the original) and `recv`
-    /// reports [`RecvError::Overflow`] after the queued messages: a stuck reader must not make the
-    /// endpoint buffer without bound. 0 is taken as 1. Default 4096.
-    pub recv_queue: usize,
-    /// How long the TCP connect may take, per resolved address; `None` uses the OS's timeout.
-    /// Default 10 s.
-    pub connect_timeout: Option<Duration>,
-    /// Run the link over snet (see the [module docs](self#over-snet-a-link-that-reconnects-by-itself)):
-    /// `Some` when the gateway's port is an snet port, so that a broken TCP link reconnects by itself
-    /// and resends what was lost; `None` (the default) is plain TCP.
-    ///
-    /// Both ends must agree: the gateway's port must run snet with the same `enable_crypt` (it is not
-    /// negotiated; a mismatch shows as garbage, i.e. a protocol error, right after the handshake).
-    /// `reconn_wait_timeout` is how long the endpoint keeps trying to reconnect before it gives up;
-    /// `handshake_timeout` bounds each attempt (and the first handshake; zero = no bound);
-    /// `rewriter_buffer_size` is how many recently written bytes are kept for retransmission. Pair it
-    /// with [`PingTimeoutPolicy::KeepOpen`] so that a silent link reconnects instead of ending the
-    /// endpoint.
-    pub snet: Option<SnetConfig>,
-}
-
-impl Default for EndpointOptions {
-    fn default() -> Self {
-        Self {
-            core: EndpointConfig::default(),
-            dial_timeout: Some(Duration::from_secs(10)),
-            recv_queue: 4096,
-            connect_timeout: Some(Duration::from_secs(10)),
-            snet: None,
-        }
-    }
-}
+/// The OS's cryptographic randomness, drawn ahead (see [`fastway_core::rng`]).
+type OsRandom = fastway_core::rng::PreDrawn<SysRng>;
 
 /// One link to the gateway, as a game client or as a game server, with blocking calls.
 ///
@@ -368,6 +330,16 @@ impl Endpoint {
             .and_then(|snet| snet.close_reason(link_over))
     }
 
+    /// Over snet: how many times the link has reconnected after a socket failure. Always 0 on plain
+    /// TCP. Never blocks.
+    pub fn snet_reconnects(&self) -> u64 {
+        self.shared()
+            .lock()
+            .snet
+            .as_ref()
+            .map_or(0, |link| link.reconnects())
+    }
+
     /// Whether the link has ended (see [`close_reason`](Self::close_reason) for why). Never blocks.
     pub fn is_closed(&self) -> bool {
         self.close_reason().is_some()
@@ -536,14 +508,30 @@ fn snet_connect(
     stream: &mut TcpStream,
     config: SnetConfig,
 ) -> Result<(SnetClient, BytesMut), ConnectError> {
-    let mut rng = OsRandom::draw().map_err(|error| {
+    // The OS's randomness for the key pair, drawn up front so that an OS failure is a
+    // `ConnectError` rather than a panic.
+    let mut rng = OsRandom::draw(OsRandom::CAPACITY).map_err(|error| {
         ConnectError::Io(io::Error::other(format!(
             "the OS random number generator failed: {error}"
         )))
     })?;
     let mut client = SnetClient::new(config, Instant::now(), &mut rng);
     let mut plain = BytesMut::new();
-    snet_handshake(stream, &mut client, &mut plain).map_err(ConnectError::Handshake)?;
+    snet_handshake(stream, &mut client, &mut plain).map_err(|error| {
+        // A wrong or late answer closed the client with its reason; a failed or closed socket (what a
+        // plain-TCP port does) is an IO error.
+        match client.close_reason() {
+            Some(reason)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::TimedOut | io::ErrorKind::InvalidData
+                ) =>
+            {
+                ConnectError::Snet(reason)
+            }
+            _ => ConnectError::Handshake(error),
+        }
+    })?;
     Ok((client, plain))
 }
 
@@ -615,51 +603,3 @@ fn write_snet_control(stream: &mut TcpStream, client: &mut SnetClient) -> io::Re
     }
     Ok(())
 }
-
-/// The OS's cryptographic randomness for the snet key pair, drawn up front so that an OS failure is
-/// a [`ConnectError`] rather than a panic. More than was drawn (not needed by one handshake) comes
-/// straight from the OS.
-struct OsRandom {
-    bytes: [u8; 64],
-    used: usize,
-}
-
-impl OsRandom {
-    fn draw() -> Result<Self, getrandom::Error> {
-        let mut bytes = [0u8; 64];
-        SysRng.try_fill_bytes(&mut bytes)?;
-        Ok(Self { bytes, used: 0 })
-    }
-}
-
-impl TryRng for OsRandom {
-    type Error = Infallible;
-
-    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-        let mut bytes = [0u8; 4];
-        self.try_fill_bytes(&mut bytes)?;
-        Ok(u32::from_le_bytes(bytes))
-    }
-
-    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-        let mut bytes = [0u8; 8];
-        self.try_fill_bytes(&mut bytes)?;
-        Ok(u64::from_le_bytes(bytes))
-    }
-
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
-        let available = &mut self.bytes[self.used..];
-        let n = available.len().min(dst.len());
-        let (head, tail) = dst.split_at_mut(n);
-        head.copy_from_slice(&available[..n]);
-        available[..n].fill(0);
-        self.used += n;
-        if !tail.is_empty() {
-            UnwrapErr(SysRng).try_fill_bytes(tail)?;
-        }
-        Ok(())
-    }
-}
-
-/// The bytes come from the OS's cryptographic RNG.
-impl TryCryptoRng for OsRandom {}

@@ -3,7 +3,7 @@
 use super::driver::Shared;
 use super::error::{RecvError, SendError};
 use bytes::Bytes;
-use fastway_core::endpoint::{LinkError, SendError as CoreSendError};
+use fastway_core::endpoint::LinkError;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -284,14 +284,7 @@ fn send(shared: &Shared, conn: u32, message: Bytes) -> Result<(), SendError> {
         });
     }
     let mut st = shared.lock_for_send(conn);
-    let result = st
-        .core
-        .send_bytes(conn, message)
-        .map_err(|error| match error {
-            CoreSendError::TooLarge { len, max } => SendError::TooLarge { len, max },
-            CoreSendError::UnknownConn(_) => SendError::Closed,
-            CoreSendError::Closed(reason) => SendError::Link(reason),
-        });
+    let result = st.core.send_bytes(conn, message).map_err(SendError::from);
     shared.after(&mut st);
     result
 }

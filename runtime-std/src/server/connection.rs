@@ -6,7 +6,7 @@
 //! thread waits is seen when it checks). Closing uses `TcpStream::shutdown(Both)`, which makes a
 //! reader blocked in `read` return and a writer blocked in `write` fail.
 
-use super::rng::{POOL_SIZE, Prefetched};
+use super::rng::{PreDrawn, SNET_POOL};
 use super::shared::{FLUSH_TIMEOUT, Inner};
 use super::sync::{lock, wait};
 use bytes::{Bytes, BytesMut};
@@ -183,11 +183,11 @@ pub(crate) fn open(inner: &Arc<Inner>, stream: TcpStream, addr: SocketAddr, side
     // pool the reader carries; a plain server port's auth challenge is taken out of it right here.
     let snet = inner.settings.is_snet(side);
     let wanted = match (snet, side) {
-        (true, _) => POOL_SIZE,
+        (true, _) => SNET_POOL,
         (false, Side::Server) => CHALLENGE_LEN,
         (false, Side::Client) => 0,
     };
-    let mut pool = match Prefetched::draw(wanted) {
+    let mut pool = match PreDrawn::draw(wanted) {
         Ok(pool) => pool,
         Err(err) => {
             match side {
@@ -272,7 +272,7 @@ fn spawn(
 /// The read buffer is only ever appended to between core calls (the switchboard remembers how much of
 /// it is decrypted already): `make_room` and `read_into` keep its contents, and it is never replaced
 /// while it holds bytes. `rng` feeds the snet handshake of this socket, if any.
-fn reader_loop(inner: &Inner, conn: &ConnCtl, mut rng: Prefetched) {
+fn reader_loop(inner: &Inner, conn: &ConnCtl, mut rng: PreDrawn) {
     let size = inner.settings.read_buffer(conn.side);
     let decoder = FrameDecoder::new(inner.settings.max_packet);
     // Allocated only once data has actually arrived: idle connections cost no buffer.
@@ -345,7 +345,7 @@ fn read_into(mut stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
 }
 
 /// Hands the buffered bytes to the core.
-fn feed_core(inner: &Inner, conn: &ConnCtl, buf: &mut BytesMut, rng: &mut Prefetched) {
+fn feed_core(inner: &Inner, conn: &ConnCtl, buf: &mut BytesMut, rng: &mut PreDrawn) {
     let now = Instant::now();
     inner.with_core(|shared| {
         shared.switchboard.handle_input(conn.socket, buf, now, rng);

@@ -82,6 +82,8 @@ pub(crate) struct State {
     pub(super) snet_reconnect: bool,
     /// snet: why the snet session gave up, when that is what ended the link.
     pub(super) snet_error: Option<SnetClientError>,
+    /// snet: how many reconnects have brought the link back up (copied from the client).
+    pub(super) snet_reconnects: u64,
 }
 
 impl State {
@@ -164,6 +166,7 @@ impl Shared {
                 snet,
                 snet_reconnect: false,
                 snet_error: None,
+                snet_reconnects: 0,
             }),
             recv_queue,
             writer: Notify::new(),

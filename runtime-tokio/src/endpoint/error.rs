@@ -1,9 +1,15 @@
 //! Errors of the endpoint library: one enum per operation, each saying what a user can do about it.
+//!
+//! [`DialError`], [`SendError`] and [`RecvError`] are the same in every runtime and live in
+//! [`fastway_core::endpoint::api`]; only [`ConnectError`], which carries this runtime's IO errors, is
+//! defined here.
 
-use fastway_core::endpoint::{self as core, ConfigError, LinkError};
+use fastway_core::endpoint::{ConfigError, LinkError};
 use fastway_core::snet::SnetClientError;
 use std::fmt;
 use std::io;
+
+pub use fastway_core::endpoint::api::{DialError, RecvError, SendError};
 
 /// Why [`Endpoint::connect_client`](super::Endpoint::connect_client) or
 /// [`Endpoint::connect_server`](super::Endpoint::connect_server) failed. No endpoint exists and the
@@ -39,7 +45,10 @@ impl fmt::Display for ConnectError {
                 f,
                 "the gateway's server authentication did not complete: {reason}"
             ),
-            Self::Snet(error) => write!(f, "the snet handshake with the gateway failed: {error}"),
+            Self::Snet(error) => write!(
+                f,
+                "the snet handshake with the gateway failed: {error} (is snet enabled on that port?)"
+            ),
         }
     }
 }
@@ -65,130 +74,5 @@ impl From<ConfigError> for ConnectError {
 impl From<io::Error> for ConnectError {
     fn from(error: io::Error) -> Self {
         Self::Io(error)
-    }
-}
-
-/// Why [`Endpoint::dial`](super::Endpoint::dial) returned no vconn. The endpoint itself is unaffected
-/// unless the variant is `Closed`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DialError {
-    /// The gateway refused: nobody is registered under `remote`, or this client reached the gateway's
-    /// per-client vconn limit.
-    Refused {
-        /// The id that was dialed.
-        remote: u32,
-    },
-    /// No answer within [`EndpointOptions::dial_timeout`](super::EndpointOptions::dial_timeout). The
-    /// dial is abandoned: if the gateway accepts it later, that vconn is closed at once.
-    Timeout,
-    /// The link to the gateway ended (before or during the dial), for this reason.
-    Closed(LinkError),
-}
-
-impl fmt::Display for DialError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Refused { remote } => write!(
-                f,
-                "the gateway refused the virtual connection to {remote} (no such peer, or too many connections)"
-            ),
-            Self::Timeout => f.write_str("the gateway did not answer the dial in time"),
-            Self::Closed(reason) => write!(f, "the endpoint is closed: {reason}"),
-        }
-    }
-}
-
-impl std::error::Error for DialError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Closed(reason) => Some(reason),
-            _ => None,
-        }
-    }
-}
-
-/// Why [`VConn::send`](super::VConn::send) did not queue a message. Nothing was sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendError {
-    /// The message is above `max_packet - 4` bytes, the most the gateway accepts. The vconn stays
-    /// open and usable: split the message, or raise `max_packet` on both the gateway and here.
-    TooLarge {
-        /// The message length.
-        len: usize,
-        /// The largest message allowed.
-        max: usize,
-    },
-    /// The vconn is closed: by [`VConn::close`](super::VConn::close), by the remote side, or because
-    /// its receive queue overflowed.
-    Closed,
-    /// The link to the gateway ended, for this reason; every vconn on it is gone.
-    Link(LinkError),
-}
-
-impl fmt::Display for SendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::TooLarge { len, max } => write!(
-                f,
-                "message of {len} bytes is above the limit of {max} bytes (max_packet - 4); the connection stays open"
-            ),
-            Self::Closed => f.write_str("the virtual connection is closed"),
-            Self::Link(reason) => write!(f, "the endpoint is closed: {reason}"),
-        }
-    }
-}
-
-impl std::error::Error for SendError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Link(reason) => Some(reason),
-            _ => None,
-        }
-    }
-}
-
-impl From<core::SendError> for SendError {
-    fn from(error: core::SendError) -> Self {
-        match error {
-            core::SendError::TooLarge { len, max } => Self::TooLarge { len, max },
-            core::SendError::UnknownConn(_) => Self::Closed,
-            core::SendError::Closed(reason) => Self::Link(reason),
-        }
-    }
-}
-
-/// Why [`VConn::recv`](super::VConn::recv) returned no message. Every message that arrived before the
-/// end was delivered first; once returned, the same error is returned by every later call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecvError {
-    /// The vconn was closed, by the remote side or by [`VConn::close`](super::VConn::close): the
-    /// normal end of stream.
-    Closed,
-    /// More messages arrived than [`EndpointOptions::recv_queue`](super::EndpointOptions::recv_queue)
-    /// holds while nobody received them, so the vconn was closed (a Close went to the gateway). Receive
-    /// faster, or raise `recv_queue`.
-    Overflow,
-    /// The link to the gateway ended, for this reason; every vconn on it ended with it.
-    Link(LinkError),
-}
-
-impl fmt::Display for RecvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Closed => f.write_str("the virtual connection is closed"),
-            Self::Overflow => f.write_str(
-                "the virtual connection was closed because its receive queue overflowed (messages were not received fast enough; see EndpointOptions::recv_queue)",
-            ),
-            Self::Link(reason) => write!(f, "the endpoint is closed: {reason}"),
-        }
-    }
-}
-
-impl std::error::Error for RecvError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Link(reason) => Some(reason),
-            _ => None,
-        }
     }
 }

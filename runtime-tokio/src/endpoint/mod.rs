@@ -60,8 +60,11 @@
 //! * `try_recv` never waits; `VConn::id`/`remote_id` and `VConnSender::id`/`remote_id`;
 //! * `SendError` is `TooLarge` (above `max_packet - 4`; the vconn stays usable), `Closed` (the vconn
 //!   is closed) or `Link(reason)`; `send` waits while more than 4 MiB wait to be written;
-//! * `Endpoint::close_reason`, `is_closed`, `conn_count`, `local_addr`, `peer_addr`; dropping the last
-//!   `Endpoint` clone closes the link; dials run concurrently and time out after `dial_timeout`.
+//! * `Endpoint::close_reason`, `is_closed`, `conn_count`, `local_addr`, `peer_addr`,
+//!   `snet_close_reason`, `snet_reconnects`; dropping the last `Endpoint` clone closes the link;
+//!   dials run concurrently and time out after `dial_timeout`;
+//! * [`EndpointOptions`], [`DialError`], [`SendError`] and [`RecvError`] are one set of types,
+//!   [`fastway_core::endpoint::api`], re-exported by every runtime; only [`ConnectError`] differs.
 //!
 //! # Differences from the other runtimes
 //! * `connect_*` must be called inside a tokio runtime: the link's tasks are spawned on it.
@@ -77,8 +80,9 @@ mod snet;
 mod vconn;
 
 pub use error::{ConnectError, DialError, RecvError, SendError};
+pub use fastway_core::endpoint::api::EndpointOptions;
 pub use fastway_core::endpoint::{EndpointConfig, LinkError, PingTimeoutPolicy};
-pub use fastway_core::snet::{SnetClientError, SnetConfig};
+pub use fastway_core::snet::{CloseReason as SnetCloseReason, SnetClientError, SnetConfig};
 pub use vconn::{VConn, VConnSender};
 
 use driver::{DialReply, Shared};
@@ -91,54 +95,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio::sync::oneshot;
-
-/// Settings of an [`Endpoint`]: the protocol core's [`EndpointConfig`] plus what the adapter adds
-/// around it. `Default` gives sensible values for a game over the internet.
-#[derive(Debug, Clone)]
-pub struct EndpointOptions {
-    /// Protocol settings: `max_packet` (must match the gateway's MaxPacket), ping interval, ping
-    /// timeout and what a ping timeout does.
-    pub core: EndpointConfig,
-    /// How long [`Endpoint::dial`] waits for the gateway's answer before giving up with
-    /// [`DialError::Timeout`]. `None` waits as long as the link lives. Default 10 s.
-    pub dial_timeout: Option<Duration>,
-    /// Messages each vconn buffers until [`VConn::recv`] takes them. When a vconn's queue is full the
-    /// next message closes that vconn (the gateway and the other side are told) rather than blocking
-    /// every other vconn on the link; `recv` then reports [`RecvError::Overflow`]. Values below 1
-    /// count as 1. Default 4096.
-    pub recv_queue: usize,
-    /// How long the TCP connect may take before [`ConnectError::Timeout`]. `None` leaves it to the
-    /// operating system. Default 10 s. With [`snet`](Self::snet) it bounds each reconnect's TCP
-    /// connect too.
-    pub connect_timeout: Option<Duration>,
-    /// Run the link over snet (SNET.md): a link that survives TCP failures. `None` (the default) is
-    /// plain TCP. See [the module docs](self#snet-a-link-that-reconnects-by-itself).
-    ///
-    /// Use it when the gateway port you connect to is configured for snet (`ClientSnet*` /
-    /// `ServerSnet*`) and your network drops connections (mobile players, flaky links): the
-    /// endpoint then reconnects by itself and nothing is lost. **Both ends must agree**: snet on a
-    /// plain port (or plain on an snet port) fails to connect, and `enable_crypt` is not negotiated,
-    /// so it must equal the gateway's setting for that port (a mismatch garbles the stream, which
-    /// shows up as a protocol error or a failed server authentication).
-    ///
-    /// `reconn_wait_timeout` is how long the endpoint keeps trying after the link breaks before it
-    /// gives up; `handshake_timeout` bounds each attempt (and the first handshake);
-    /// `rewriter_buffer_size` is how many sent bytes are kept for retransmission (it must cover what
-    /// can be in flight when the link breaks, or the reconnect fails).
-    pub snet: Option<SnetConfig>,
-}
-
-impl Default for EndpointOptions {
-    fn default() -> Self {
-        Self {
-            core: EndpointConfig::default(),
-            dial_timeout: Some(Duration::from_secs(10)),
-            recv_queue: 4096,
-            connect_timeout: Some(Duration::from_secs(10)),
-            snet: None,
-        }
-    }
-}
 
 /// A connection to a fastway gateway, carrying any number of [`VConn`]s.
 ///
@@ -420,6 +376,12 @@ impl Endpoint {
     /// waits.
     pub fn snet_close_reason(&self) -> Option<SnetClientError> {
         self.handle.shared.lock().snet_error
+    }
+
+    /// Over snet: how many times the link has reconnected after a socket failure. Always 0 on plain
+    /// TCP.
+    pub fn snet_reconnects(&self) -> u64 {
+        self.handle.shared.lock().snet_reconnects
     }
 
     /// This side's address of the TCP connection (with snet: of the first connection; reconnects use

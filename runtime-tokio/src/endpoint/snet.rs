@@ -222,6 +222,7 @@ pub(crate) async fn drive(shared: Arc<Shared>, start: SnetStart) {
                 }
             }
             let reconnect = std::mem::take(&mut st.snet_reconnect);
+            st.snet_reconnects = client.reconnects();
             let mut took = false;
             if client.is_up() && held.is_empty() && st.link_error.is_none() {
                 while let Some(bytes) = st.core.poll_transmit() {

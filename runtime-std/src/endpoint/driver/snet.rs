@@ -85,6 +85,11 @@ impl SnetLink {
             )))
     }
 
+    /// How many reconnects have brought the stream back up.
+    pub(crate) fn reconnects(&self) -> u64 {
+        self.client.reconnects()
+    }
+
     /// Whether the writer has something to do on the current socket.
     pub(super) fn wants_write(&self, core_queued: usize) -> bool {
         self.socket.is_some()
