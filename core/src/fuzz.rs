@@ -5,7 +5,7 @@
 //!
 //! * [`frame_decoder`]: bytes, split at arbitrary points, into a [`FrameDecoder`]: the frames must
 //!   not depend on the split, no frame may exceed `MaxPacket`.
-//! * [`gateway`]: a sequence of operations on several peers of a [`Gateway`] (accept client/server,
+//! * [`gateway()`]: a sequence of operations on several peers of a [`Gateway`] (accept client/server,
 //!   answer the challenge, raw or well-formed bytes split at random points, close, timeouts, writer
 //!   progress, queue-full, snet link up/down). After every step the routing table must be consistent
 //!   and every queue within its bound; at the end, with every peer gone, every count is back to zero.
