@@ -485,12 +485,7 @@ fn snet_handshake_deadline_cuts_silent_and_partial_sockets(kind: RuntimeKind) {
     };
     let mut options = fastway::serve::ServeOptions::loopback(config());
     options.client_snet = Some(snet);
-    let running = match fastway::serve::start(kind, options) {
-        Ok(running) => running,
-        // smol has no snet yet; the snet wait timeout is covered by the tokio and std snet suites.
-        Err(err) if err.kind() == std::io::ErrorKind::Unsupported => return,
-        Err(err) => panic!("start: {err}"),
-    };
+    let running = fastway::serve::start(kind, options).expect("gateway with an snet port starts");
     let mut server = Raw::server(running.server_addr(), 7, KEY);
     let mut silent = Raw::connect(running.client_addr());
     let mut partial = Raw::connect(running.client_addr());
