@@ -245,7 +245,9 @@ fn server_closing_at_once_while_clients_send<E: Ep>(kind: RuntimeKind) {
         stats.clients == 0 && stats.vconns == 0
     });
     assert!(server.close_reason().is_none());
-    assert_eq!(server.conn_count(), 0);
+    // The gateway counts a vconn gone when it queues the close for the server; the server endpoint
+    // sees it once the gateway's writer has sent it, which on a loaded machine can be a little later.
+    eventually("server saw every close", || server.conn_count() == 0);
 }
 
 /// Test_BadVirtualCodec: a payload of MaxPacket - 3 bytes fails with TooLarge (the gateway would drop

