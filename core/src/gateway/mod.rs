@@ -31,6 +31,7 @@ mod action;
 mod config;
 mod outbox;
 mod peer;
+mod presence;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -38,14 +39,16 @@ mod tests;
 pub use action::{AcceptError, Action, CloseReason};
 pub use config::{GatewayConfig, QueueLimits};
 pub use peer::{PeerId, PeerInfo, Side};
-pub use stats::GatewayStats;
+pub use stats::{BySide, DialRefusals, GatewayStats, MAX_OFFLINE_SERVERS, ServerStatus, Traffic};
 
 use crate::auth::{self, AuthError, Challenge, RESPONSE_LEN};
 use crate::frame::{Command, DataFrame, Frame, FrameDecoder};
 use crate::idmap::IdMap;
 use bytes::{Bytes, BytesMut};
 use peer::{Peer, PeerState};
+use presence::OfflineServers;
 use rand_core::Rng;
+use stats::Refusal;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::Instant;
@@ -76,7 +79,10 @@ pub struct Gateway {
     overflowed: Vec<(PeerId, CloseReason)>,
     /// The latest time any call passed in; used by work that follows from that call.
     now: Option<Instant>,
+    /// The counters; the gauges and `server_status` are filled in by [`Gateway::stats`].
     stats: GatewayStats,
+    /// Server ids whose connections all left, still reported as offline.
+    offline_servers: OfflineServers,
 }
 
 impl Gateway {
@@ -97,6 +103,7 @@ impl Gateway {
             overflowed: Vec::new(),
             now: None,
             stats: GatewayStats::default(),
+            offline_servers: OfflineServers::default(),
         }
     }
 
@@ -176,9 +183,12 @@ impl Gateway {
                     return;
                 }
             }
+            let before = buf.len();
             match self.decoder.decode(buf) {
                 Ok(None) => return,
                 Ok(Some(frame)) => {
+                    let len = before.saturating_sub(buf.len());
+                    self.stats.received.get_mut(side).add(len);
                     if let Some(peer) = self.peers.get_mut(&id.0) {
                         peer.last_input = now;
                     }
@@ -214,6 +224,7 @@ impl Gateway {
                 peer.wire_id = server_id;
                 peer.last_input = now;
                 self.servers.entry(server_id).or_default().push(id);
+                self.offline_servers.came_online(server_id);
                 self.actions.push_back(Action::ServerAuthenticated {
                     peer: id,
                     server_id,
@@ -292,7 +303,11 @@ impl Gateway {
             Side::Server => self.clients.get(&remote).copied(),
         };
         let Some(target) = target else {
-            self.refuse(from, remote, now);
+            let reason = match side {
+                Side::Client => Refusal::NoSuchServer,
+                Side::Server => Refusal::NoSuchClient,
+            };
+            self.refuse(from, remote, reason, now);
             return;
         };
         let conn = self.allocate_vconn_id();
@@ -301,7 +316,7 @@ impl Gateway {
         };
         let limit = self.config.client_max_conn as usize;
         if side == Side::Client && limit != 0 && dialer.vconns.len() >= limit {
-            self.refuse(from, remote, now);
+            self.refuse(from, remote, Refusal::VconnLimit, now);
             return;
         }
         let dialer_id = dialer.wire_id;
@@ -324,8 +339,9 @@ impl Gateway {
         self.enqueue_command(target, &connect, now);
     }
 
-    fn refuse(&mut self, dialer: PeerId, remote: u32, now: Instant) {
+    fn refuse(&mut self, dialer: PeerId, remote: u32, reason: Refusal, now: Instant) {
         self.stats.dials_refused += 1;
+        self.stats.dial_refusals.count(reason);
         self.enqueue_command(dialer, &Command::Refuse { remote }, now);
     }
 
@@ -494,7 +510,8 @@ impl Gateway {
             servers: self.peers.len() - self.clients.len() - handshaking,
             handshaking,
             vconns: self.vconns.len(),
-            ..self.stats
+            server_status: self.offline_servers.snapshot(self.servers.keys().copied()),
+            ..self.stats.clone()
         }
     }
 
@@ -563,6 +580,10 @@ impl Gateway {
 
     fn enqueue_command(&mut self, to: PeerId, command: &Command, now: Instant) {
         if let Some(peer) = self.peers.get_mut(&to.0) {
+            self.stats
+                .sent
+                .get_mut(peer.side)
+                .add(command.encoded_len());
             peer.outbox.push_command(command);
             self.after_enqueue(to, now);
         }
@@ -577,6 +598,7 @@ impl Gateway {
 
     fn enqueue(&mut self, to: PeerId, frame: Bytes, now: Instant) {
         if let Some(peer) = self.peers.get_mut(&to.0) {
+            self.stats.sent.get_mut(peer.side).add(frame.len());
             peer.outbox.push(frame);
             self.after_enqueue(to, now);
         }
@@ -685,6 +707,7 @@ impl Gateway {
                     ids.retain(|&other| other != id);
                     if ids.is_empty() {
                         self.servers.remove(&peer.wire_id);
+                        self.offline_servers.went_offline(peer.wire_id);
                     }
                 }
             }
@@ -695,7 +718,14 @@ impl Gateway {
         match reason {
             _ if reason.is_violation() => self.stats.protocol_drops += 1,
             CloseReason::QueueFull => self.stats.queue_full_drops += 1,
-            CloseReason::IdleTimeout | CloseReason::WriteStalled => self.stats.timeout_drops += 1,
+            CloseReason::IdleTimeout => {
+                self.stats.timeout_drops += 1;
+                self.stats.idle_drops += 1;
+            }
+            CloseReason::WriteStalled => {
+                self.stats.timeout_drops += 1;
+                self.stats.write_stall_drops += 1;
+            }
             CloseReason::Auth(AuthError::BadDigest) => self.stats.auth_failures += 1,
             _ => {}
         }

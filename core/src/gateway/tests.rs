@@ -8,6 +8,7 @@ use crate::test_support::{TestRng, hex};
 use std::time::Duration;
 
 mod model;
+mod stats;
 
 /// A gateway plus the plumbing a runtime would do, all in memory.
 pub(super) struct Harness {

@@ -33,7 +33,7 @@ pub use action::{Action, SocketCloseReason};
 
 use crate::auth::Challenge;
 use crate::gateway::{
-    self, AcceptError, Gateway, GatewayConfig, GatewayStats, PeerId, PeerInfo, Side,
+    self, AcceptError, BySide, Gateway, GatewayConfig, GatewayStats, PeerId, PeerInfo, Side,
 };
 use crate::idmap::IdMap;
 use crate::snet::{LinkId, LinkState, ServerEvent, ServerHandshake, SnetConfig, SnetListener};
@@ -122,6 +122,10 @@ pub struct Switchboard {
     handshake_timers: BinaryHeap<Reverse<(Instant, u64)>>,
     next_socket: u64,
     actions: VecDeque<Action>,
+    /// snet sessions resumed on a new socket, per port.
+    snet_reconnects: BySide<u64>,
+    /// snet reconnect attempts refused, per port.
+    snet_reconnects_refused: BySide<u64>,
 }
 
 impl Switchboard {
@@ -138,6 +142,8 @@ impl Switchboard {
             handshake_timers: BinaryHeap::new(),
             next_socket: 0,
             actions: VecDeque::new(),
+            snet_reconnects: BySide::default(),
+            snet_reconnects_refused: BySide::default(),
         }
     }
 
@@ -314,9 +320,13 @@ impl Switchboard {
         }
     }
 
-    /// The gateway's counters now.
+    /// The gateway's counters now, with the snet reconnect counts of this switchboard.
     pub fn stats(&self) -> GatewayStats {
-        self.gateway.stats()
+        GatewayStats {
+            snet_reconnects: self.snet_reconnects,
+            snet_reconnects_refused: self.snet_reconnects_refused,
+            ..self.gateway.stats()
+        }
     }
 
     /// Every peer with its vconns.
@@ -439,9 +449,11 @@ impl Switchboard {
             }
             ServerEvent::Resumed { conn_id, link } => {
                 let Some(&peer) = self.sessions.get(&(side == Side::Client, conn_id)) else {
+                    *self.snet_reconnects_refused.get_mut(side) += 1;
                     self.close_socket(socket, SocketCloseReason::SessionGone);
                     return;
                 };
+                *self.snet_reconnects.get_mut(side) += 1;
                 let old = self
                     .snet_peers
                     .get_mut(&peer.as_u64())
@@ -459,6 +471,7 @@ impl Switchboard {
                 self.snet_input(socket, buf, now);
             }
             ServerEvent::Refused(err) => {
+                *self.snet_reconnects_refused.get_mut(side) += 1;
                 self.close_socket(socket, SocketCloseReason::Snet(err));
             }
             ServerEvent::Failed(err) => self.close_socket(socket, SocketCloseReason::Snet(err)),

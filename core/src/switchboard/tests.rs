@@ -536,3 +536,38 @@ fn shutdown_flushes_encrypted_close_frames_to_snet_sockets() {
         .unwrap();
     assert_eq!(flush, Command::Close { conn }.to_bytes().to_vec());
 }
+
+#[test]
+fn snet_reconnects_and_refused_reconnects_are_counted_per_port() {
+    let mut h = Harness::new(Some(snet_config(false)), None);
+    h.plain_server(7);
+    let mut client = h.snet_connect(Side::Client, false);
+    assert_eq!(h.sb.stats().snet_reconnects, BySide::default());
+    h.sb.handle_closed(client.socket, h.now);
+    h.drain();
+    h.snet_reconnect(Side::Client, &mut client);
+    h.sb.handle_closed(client.socket, h.now);
+    h.drain();
+    h.snet_reconnect(Side::Client, &mut client);
+    let rogue = h.accept(Side::Client);
+    let mut request = vec![0xFF];
+    request.extend_from_slice(&99u64.to_le_bytes());
+    request.extend_from_slice(&[0u8; 32]);
+    h.input(rogue, &request);
+    let stats = h.sb.stats();
+    assert_eq!(
+        stats.snet_reconnects,
+        BySide {
+            client: 2,
+            server: 0
+        }
+    );
+    assert_eq!(
+        stats.snet_reconnects_refused,
+        BySide {
+            client: 1,
+            server: 0
+        }
+    );
+    assert_eq!(stats.clients, 1, "the gateway's own counters come through");
+}
