@@ -1,6 +1,6 @@
 //! The fastway gateway binary's library part: command-line configuration ([`config`]), process
-//! control ([`control`]), resource limits ([`limits`]) and logging setup ([`logging`]), kept apart from `main.rs` so integration
-//! tests can use them.
+//! control ([`control`]), resource limits ([`limits`]), logging setup ([`logging`]) and the Prometheus
+//! endpoint ([`metrics`]), kept apart from `main.rs` so integration tests can use them.
 
 #[cfg(feature = "rt-tokio")]
 pub mod bench;
@@ -8,4 +8,5 @@ pub mod config;
 pub mod control;
 pub mod limits;
 pub mod logging;
+pub mod metrics;
 pub mod serve;

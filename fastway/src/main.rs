@@ -3,6 +3,7 @@
 
 use fastway::config::Settings;
 use fastway::control::{ControlCommand, PidFile, execute};
+use fastway::metrics::MetricsServer;
 use fastway::serve::{self, RunningGateway, ServeOptions};
 use log::{error, info, warn};
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
@@ -46,6 +47,20 @@ fn main() -> ExitCode {
         running.client_addr(),
         running.server_addr()
     );
+    let metrics = match settings.metrics_addr {
+        Some(addr) => match MetricsServer::for_gateway(addr, &running) {
+            Ok(metrics) => {
+                info!("setup metrics listener at - {}", metrics.local_addr());
+                Some(metrics)
+            }
+            Err(err) => {
+                error!("{err}");
+                let _ = running.shutdown();
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     let mut pid_file = match PidFile::create(&settings.pid_file) {
         Ok(guard) => guard,
         Err(err) => {
@@ -55,6 +70,10 @@ fn main() -> ExitCode {
         }
     };
     let clean = control_loop(&mut signals, &running, &settings.cmd_file);
+    // The endpoint goes with the gateway: stop it before the gateway closes its connections.
+    if let Some(metrics) = metrics {
+        metrics.stop();
+    }
     if let Err(err) = pid_file.remove() {
         warn!("could not remove the pid file: {err}");
     }

@@ -279,4 +279,17 @@ pub struct Args {
         default_value = "fastway.cmd"
     )]
     pub cmd_file: PathBuf,
+
+    /// Serve Prometheus metrics on http://ADDR/metrics (host:port; ':9100' = all interfaces, port 0 =
+    /// any free port, the bound address is logged). Empty = off (the default). The endpoint has no
+    /// authentication: bind it to a private interface
+    #[arg(
+        long,
+        visible_alias = "MetricsAddr",
+        help_heading = "fastway",
+        value_name = "ADDR",
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub metrics_addr: String,
 }

@@ -17,7 +17,8 @@
 //!   fastway reuses its buffers without a pool;
 //! * idle and snet handshake timeouts of 0 or less mean "no deadline" (Go semantics, accepted); a
 //!   negative snet wait timeout acts like 0;
-//! * `--worker-threads` must be 1 ..= 1024, `--max-clients` ≥ 0, `--runtime` must be compiled in.
+//! * `--worker-threads` must be 1 ..= 1024, `--max-clients` ≥ 0, `--runtime` must be compiled in;
+//! * `--metrics-addr` is empty (no endpoint) or a listen address like `ClientAddr`.
 
 pub mod addr;
 pub mod args;
@@ -217,6 +218,8 @@ pub struct Settings {
     pub pid_file: PathBuf,
     /// Command file path (`--cmd-file`).
     pub cmd_file: PathBuf,
+    /// Where the Prometheus endpoint listens (`--metrics-addr`); `None` = off (empty flag).
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// A flag value that parses but cannot be used. `Display` names the flag in both spellings.
@@ -246,7 +249,7 @@ pub enum ConfigError {
     },
     /// A listen address that cannot be used.
     Addr {
-        /// `ClientAddr` or `ServerAddr`.
+        /// `ClientAddr`, `ServerAddr` or `MetricsAddr`.
         flag: &'static str,
         /// The given text.
         value: String,
@@ -599,6 +602,10 @@ impl Settings {
             log_level: a.log_level.filter(),
             pid_file: a.pid_file.clone(),
             cmd_file: a.cmd_file.clone(),
+            metrics_addr: match a.metrics_addr.as_str() {
+                "" => None,
+                addr => Some(listen_addr("MetricsAddr", addr)?),
+            },
         })
     }
 }

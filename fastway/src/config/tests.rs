@@ -67,6 +67,7 @@ fn defaults() {
     assert_eq!(s.log_level, log::LevelFilter::Info);
     assert_eq!(s.pid_file, PathBuf::from("fastway.pid"));
     assert_eq!(s.cmd_file, PathBuf::from("fastway.cmd"));
+    assert_eq!(s.metrics_addr, None, "metrics are off by default");
 }
 
 #[test]
@@ -305,6 +306,25 @@ fn listen_address_errors_name_the_flag() {
     let msg = invalid(&["--server-addr", ":99999"]);
     assert!(
         msg.starts_with("invalid -ServerAddr (--server-addr) \":99999\": invalid port"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn metrics_addr_takes_both_spellings_and_empty_means_off() {
+    let addr = |s: &str| Some(s.parse::<SocketAddr>().expect("addr"));
+    assert_eq!(
+        ok(&["--metrics-addr", "127.0.0.1:0"]).metrics_addr,
+        addr("127.0.0.1:0")
+    );
+    assert_eq!(
+        ok(&["-MetricsAddr=:9100"]).metrics_addr,
+        addr("0.0.0.0:9100")
+    );
+    assert_eq!(ok(&["--metrics-addr="]).metrics_addr, None);
+    let msg = invalid(&["--metrics-addr", "9100"]);
+    assert!(
+        msg.starts_with("invalid -MetricsAddr (--metrics-addr) \"9100\": missing port"),
         "{msg}"
     );
 }

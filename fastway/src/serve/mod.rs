@@ -18,7 +18,7 @@ use fastway_core::gateway::{GatewayConfig, GatewayStats, PeerInfo, QueueLimits};
 use fastway_core::snet::SnetConfig;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -112,12 +112,31 @@ trait Control: Send + Sync {
     fn shutdown(&self);
 }
 
+/// A cheap, cloneable way to read a running gateway's counters from another thread (the metrics
+/// endpoint), without owning the [`RunningGateway`] that the main thread shuts down. It keeps working
+/// after the gateway stopped: it then reports the last counters.
+#[derive(Clone)]
+pub struct StatsHandle(Arc<dyn Control>);
+
+impl StatsHandle {
+    /// The core's counters now.
+    pub fn stats(&self) -> GatewayStats {
+        self.0.stats()
+    }
+}
+
+impl std::fmt::Debug for StatsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatsHandle").finish_non_exhaustive()
+    }
+}
+
 /// A gateway serving on its own thread.
 pub struct RunningGateway {
     runtime: RuntimeKind,
     client_addr: SocketAddr,
     server_addr: SocketAddr,
-    control: Box<dyn Control>,
+    control: Arc<dyn Control>,
     thread: JoinHandle<io::Result<()>>,
 }
 
@@ -150,6 +169,11 @@ impl RunningGateway {
     /// The core's counters now.
     pub fn stats(&self) -> GatewayStats {
         self.control.stats()
+    }
+
+    /// A handle that reads the counters from any thread, for as long as it is kept.
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle(Arc::clone(&self.control))
     }
 
     /// Every connection with its vconns.
@@ -281,7 +305,7 @@ fn spawn_serving(
             runtime: kind,
             client_addr,
             server_addr,
-            control,
+            control: Arc::from(control),
             thread,
         }),
         Ok(Err(err)) => {
