@@ -288,3 +288,44 @@ fn snet_flags_serve_reconnecting_encrypted_clients_on_every_runtime() {
         assert_eq!(gw.wait_exit().code(), Some(0), "{}", kind.name());
     }
 }
+
+#[test]
+fn metrics_addr_logs_the_bound_address_and_answers_a_scrape() {
+    let args = [LOOPBACK[0], LOOPBACK[1], "--metrics-addr", "127.0.0.1:0"];
+    let mut gw = Gateway::spawn("metrics", &args, None);
+    let metrics = gw.bound("metrics");
+    let client_addr = gw.bound("client");
+    gw.wait_pid_file("fastway.pid");
+    let mut client = Raw::connect(client_addr);
+    client.ping();
+    let scraped = common::scrape::scrape(metrics);
+    scraped.expect(&[
+        ("fastway_peers{side=\"client\"}", 1),
+        ("fastway_frames_total{side=\"client\",direction=\"in\"}", 1),
+        ("fastway_frames_total{side=\"client\",direction=\"out\"}", 1),
+    ]);
+    let runtime = RuntimeKind::default_compiled().name();
+    assert!(
+        scraped.body.contains(&format!("runtime=\"{runtime}\"")),
+        "{}",
+        scraped.body
+    );
+    gw.signal("TERM");
+    assert_eq!(gw.wait_exit().code(), Some(0));
+    assert!(
+        std::net::TcpStream::connect(metrics).is_err(),
+        "the endpoint is gone with the process"
+    );
+}
+
+#[test]
+fn metrics_addr_in_use_exits_1_and_a_bad_one_exits_2() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = format!("-MetricsAddr={}", taken.local_addr().expect("addr"));
+    let mut gw = Gateway::spawn("metrics-inuse", &[LOOPBACK[0], LOOPBACK[1], &addr], None);
+    assert_eq!(gw.wait_exit().code(), Some(1));
+    gw.wait_for("cannot listen for metrics on");
+    let mut gw = Gateway::spawn("metrics-bad", &["--metrics-addr=9100"], None);
+    assert_eq!(gw.wait_exit().code(), Some(2));
+    gw.wait_for("invalid -MetricsAddr (--metrics-addr) \"9100\": missing port");
+}

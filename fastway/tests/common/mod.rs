@@ -6,6 +6,7 @@ pub mod load;
 pub mod process;
 pub mod proxy;
 pub mod raw;
+pub mod scrape;
 
 pub use fastway::config::RuntimeKind;
 use fastway::serve::{RunningGateway, ServeOptions};
@@ -61,6 +62,11 @@ impl Gw {
             server: running.server_addr(),
             running: Some(running),
         }
+    }
+
+    /// The running gateway, for what the tests start next to it (the metrics endpoint).
+    pub fn running(&self) -> &RunningGateway {
+        self.running.as_ref().expect("gateway still running")
     }
 
     pub fn stats(&self) -> GatewayStats {
