@@ -8,6 +8,7 @@
 use fastway_core::gateway::{BySide, GatewayStats, Traffic};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::info::Info;
@@ -85,8 +86,7 @@ fn counter(
     help: &str,
     value: u64,
 ) -> Result<(), fmt::Error> {
-    let metric =
-        encoder.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
+    let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
     ConstCounter::new(value).encode(metric)
 }
 
@@ -97,8 +97,7 @@ fn gauge(
     help: &str,
     value: usize,
 ) -> Result<(), fmt::Error> {
-    let metric =
-        encoder.encode_descriptor(name, help, None, ConstGauge::new(0i64).metric_type())?;
+    let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
     ConstGauge::new(value).encode(metric)
 }
 
@@ -132,7 +131,7 @@ fn encode_gauges(stats: &GatewayStats, encoder: &mut DescriptorEncoder) -> Resul
     family(
         encoder,
         "fastway_peers",
-        "Connections open now: clients, authenticated servers, and servers still in the auth handshake",
+        "Connections open now: clients, authenticated servers, and servers still in the auth handshake.",
         &[
             (&[("side", "client")], ConstGauge::new(stats.clients)),
             (&[("side", "server")], ConstGauge::new(stats.servers)),
@@ -145,7 +144,7 @@ fn encode_gauges(stats: &GatewayStats, encoder: &mut DescriptorEncoder) -> Resul
     gauge(
         encoder,
         "fastway_vconns",
-        "Virtual connections open now",
+        "Virtual connections open now.",
         stats.vconns,
     )?;
     let ids: Vec<String> = stats
@@ -164,7 +163,7 @@ fn encode_gauges(stats: &GatewayStats, encoder: &mut DescriptorEncoder) -> Resul
         encoder,
         "fastway_server_online",
         "1 while an authenticated connection holds the server id, 0 after it left (offline ids are \
-         kept up to a bound)",
+         kept up to a bound).",
         &samples,
     )
 }
@@ -176,20 +175,20 @@ fn encode_counters(
     family(
         encoder,
         "fastway_frames",
-        "Frames received from (in) or queued to (out) the peers of each side",
+        "Frames received from (in) or queued to (out) the peers of each side.",
         &traffic_samples(&stats.received, &stats.sent, |t| t.frames),
     )?;
     family(
         encoder,
         "fastway_bytes",
-        "Bytes of those frames, headers included",
+        "Bytes of those frames, headers included.",
         &traffic_samples(&stats.received, &stats.sent, |t| t.bytes),
     )?;
     let refusals = &stats.dial_refusals;
     family(
         encoder,
         "fastway_dials",
-        "Dials answered, by result and, for refusals, by reason",
+        "Dials answered, by result and, for refusals, by reason.",
         &[
             (
                 &[("result", "accepted")],
@@ -212,7 +211,7 @@ fn encode_counters(
     family(
         encoder,
         "fastway_drops",
-        "Connections the gateway dropped, by reason",
+        "Connections the gateway dropped, by reason.",
         &[
             (&[("reason", "idle")], ConstCounter::new(stats.idle_drops)),
             (
@@ -236,7 +235,7 @@ fn encode_counters(
     family(
         encoder,
         "fastway_snet_reconnects",
-        "snet sessions resumed on a new socket, per port",
+        "snet sessions resumed on a new socket, per port.",
         &[
             (
                 &[("side", "client")],
@@ -251,7 +250,7 @@ fn encode_counters(
     family(
         encoder,
         "fastway_snet_reconnects_refused",
-        "snet reconnect attempts refused (unknown or closed session), per port",
+        "snet reconnect attempts refused (unknown or closed session), per port.",
         &[
             (
                 &[("side", "client")],
@@ -266,7 +265,7 @@ fn encode_counters(
     counter(
         encoder,
         "fastway_clients_refused",
-        "Client connections closed on accept because --max-clients were open",
+        "Client connections closed on accept because --max-clients were open.",
         stats.clients_refused,
     )
 }
