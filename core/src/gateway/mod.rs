@@ -292,7 +292,7 @@ impl Gateway {
             Side::Server => self.clients.get(&remote).copied(),
         };
         let Some(target) = target else {
-            self.refuse(from, remote, now);
+            self.refuse(from, remote, Refusal::NoTarget, now);
             return;
         };
         let conn = self.allocate_vconn_id();
@@ -301,7 +301,7 @@ impl Gateway {
         };
         let limit = self.config.client_max_conn as usize;
         if side == Side::Client && limit != 0 && dialer.vconns.len() >= limit {
-            self.refuse(from, remote, now);
+            self.refuse(from, remote, Refusal::VconnLimit(limit), now);
             return;
         }
         let dialer_id = dialer.wire_id;
@@ -324,8 +324,11 @@ impl Gateway {
         self.enqueue_command(target, &connect, now);
     }
 
-    fn refuse(&mut self, dialer: PeerId, remote: u32, now: Instant) {
+    fn refuse(&mut self, dialer: PeerId, remote: u32, why: Refusal, now: Instant) {
         self.stats.dials_refused += 1;
+        if let Some(peer) = self.peers.get(&dialer.0) {
+            log_refusal(peer.side, peer.wire_id, remote, why);
+        }
         self.enqueue_command(dialer, &Command::Refuse { remote }, now);
     }
 
@@ -736,5 +739,33 @@ impl Gateway {
             peer.scheduled = Some(deadline);
             self.timers.push(Reverse((deadline, id.0)));
         }
+    }
+}
+
+/// Why a Dial was answered with Refuse, for its log line.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// No server with that id is registered (client dial) or no client with that id is connected
+    /// (server dial).
+    NoTarget,
+    /// The client already has `ClientMaxConn` vconns (the value).
+    VconnLimit(usize),
+}
+
+/// One `info` line per refused dial, with both ids and the reason: a refusal is what a game client
+/// sees when a server is down or misconfigured, so the operator needs it without debug logging. Only
+/// refusals log; accepted dials (the common path) do not.
+fn log_refusal(side: Side, dialer: u32, remote: u32, why: Refusal) {
+    match (side, why) {
+        (Side::Client, Refusal::NoTarget) => log::info!(
+            "refuse dial from client {dialer} to server {remote}: no server {remote} is registered"
+        ),
+        (Side::Client, Refusal::VconnLimit(limit)) => log::info!(
+            "refuse dial from client {dialer} to server {remote}: the client already has \
+             {limit} vconns (ClientMaxConn)"
+        ),
+        (Side::Server, _) => log::info!(
+            "refuse dial from server {dialer} to client {remote}: no client {remote} is connected"
+        ),
     }
 }
