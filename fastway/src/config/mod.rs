@@ -405,8 +405,9 @@ pub enum CliError {
     Invalid {
         /// What is wrong.
         error: ConfigError,
-        /// Where the value came from (file line and key, variable, command line).
-        origin: Origin,
+        /// Where the value came from (file line and key, variable, command line); boxed to keep
+        /// the error small.
+        origin: Box<Origin>,
     },
 }
 
@@ -439,11 +440,11 @@ impl fmt::Display for CliError {
             Self::Clap(err) => err.fmt(f),
             Self::File(err) => err.fmt(f),
             Self::Env(err) => err.fmt(f),
-            Self::Invalid {
-                error,
-                origin: origin @ (Origin::File { .. } | Origin::Env { .. }),
-            } => write!(f, "{error} ({origin})"),
-            Self::Invalid { error, .. } => error.fmt(f),
+            Self::Invalid { error, origin } => match **origin {
+                // The command line and defaults need no pointer: the flag name says it all.
+                Origin::File { .. } | Origin::Env { .. } => write!(f, "{error} ({origin})"),
+                Origin::CommandLine | Origin::Default => error.fmt(f),
+            },
         }
     }
 }

@@ -186,7 +186,10 @@ where
             .and_then(|flag| origins.get(flag.long))
             .cloned()
             .unwrap_or(Origin::Default);
-        CliError::Invalid { error, origin }
+        CliError::Invalid {
+            error,
+            origin: Box::new(origin),
+        }
     })?;
     let effective = table
         .iter()
