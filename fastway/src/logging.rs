@@ -39,3 +39,25 @@ pub fn json_line(timestamp: &str, record: &log::Record<'_>) -> String {
     })
     .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::json_line;
+
+    #[test]
+    fn json_line_escapes_anything_into_one_parseable_line() {
+        let args = format_args!("peer said \"hi\"\nthen {}\u{1}", '\\');
+        let record = log::Record::builder()
+            .args(args)
+            .level(log::Level::Warn)
+            .target("fastway::test")
+            .build();
+        let line = json_line("2026-01-01T00:00:00.000000Z", &record);
+        assert!(!line.contains('\n'), "{line}");
+        let value: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
+        assert_eq!(value["msg"], "peer said \"hi\"\nthen \\\u{1}");
+        assert_eq!(value["level"], "WARN");
+        assert_eq!(value["target"], "fastway::test");
+        assert_eq!(value["ts"], "2026-01-01T00:00:00.000000Z");
+    }
+}

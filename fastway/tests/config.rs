@@ -191,7 +191,12 @@ fn json_log_format_writes_one_parseable_object_per_line() {
 fn json_log_on(kind: RuntimeKind) {
     let mut args = LOOPBACK.to_vec();
     let runtime = format!("--runtime={kind}");
-    args.extend(["--log-format=json", "-ServerAuthKey=right", &runtime]);
+    args.extend([
+        "--log-format=json",
+        "-ServerAuthKey=right",
+        "-ClientMaxConn=1",
+        &runtime,
+    ]);
     let mut gw = GatewayProcess::spawn(&format!("cfg-json-{kind}"), &args, None);
     let line = gw.wait_for("setup server listener at - ");
     let msg = json_message(&line);

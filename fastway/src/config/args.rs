@@ -25,6 +25,10 @@ no message lost and no vconn closed. Both ends must speak snet (and agree on *Sn
 (*SnetBuffer bytes of memory each, 64 KiB by default), and with encryption RC4 over every byte. RC4 keeps
 casual observers out but is not modern cryptography: use TLS in front for real secrecy.
 
+Settings also come from FASTWAY_<FLAG> environment variables (FASTWAY_CLIENT_ADDR, FASTWAY_MAX_PACKET,
+...) and a TOML file (--config, keys client-addr or ClientAddr); precedence: command line > environment
+> file > default. --print-config shows the result and where each value came from.
+
 Process control: the pid is written to --pid-file; `kill $(cat fastway.pid)` stops the gateway, and
 `echo stats > fastway.cmd && kill -USR1 $(cat fastway.pid)` runs a command (write `help` for the list).";
 
