@@ -144,9 +144,9 @@ fn log_close(conn: &Conn, reason: SocketCloseReason) {
             Some(id) if reason.is_routine() => {
                 info!("server {id} offline ({socket} from {addr} closed): {reason}");
             }
-            Some(id) => warn!("server {id} offline (drop {socket} from {addr}): {reason}"),
+            Some(id) => warn!("server {id} offline ({socket} from {addr} dropped): {reason}"),
             None if reason.is_routine() => info!("{side} {socket} from {addr} closed: {reason}"),
-            None => warn!("drop {side} {socket} from {addr}: {reason}"),
+            None => warn!("{side} {socket} from {addr} dropped: {reason}"),
         },
     }
 }
