@@ -1,7 +1,7 @@
 //! The fastway gateway binary: parse the command line, start the gateway on the chosen runtime, then
 //! run the process-control loop (pid file, SIGTERM/SIGINT, SIGUSR1 + `fastway.cmd`) of CONFIG.md §4.
 
-use fastway::config::Settings;
+use fastway::config;
 use fastway::control::{ControlCommand, PidFile, execute};
 use fastway::metrics::MetricsServer;
 use fastway::serve::{self, RunningGateway, ServeOptions};
@@ -13,8 +13,16 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 fn main() -> ExitCode {
-    let settings = Settings::from_env().unwrap_or_else(|err| err.exit());
-    fastway::logging::init(settings.log_level);
+    let loaded = config::load_process().unwrap_or_else(|err| err.exit());
+    if let Some(mode) = loaded.print_config {
+        print!("{}", loaded.render(mode));
+        return ExitCode::SUCCESS;
+    }
+    let settings = loaded.settings;
+    fastway::logging::init(settings.log_level, settings.log_format);
+    for warning in &loaded.warnings {
+        warn!("{warning}");
+    }
     log::debug!("settings: {settings:#?}");
     // Signals are registered before anything else so an early SIGTERM still shuts down cleanly.
     let mut signals = match Signals::new([SIGTERM, SIGINT, SIGUSR1]) {

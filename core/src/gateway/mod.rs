@@ -342,6 +342,9 @@ impl Gateway {
     fn refuse(&mut self, dialer: PeerId, remote: u32, reason: Refusal, now: Instant) {
         self.stats.dials_refused += 1;
         self.stats.dial_refusals.count(reason);
+        if let Some(peer) = self.peers.get(&dialer.0) {
+            log_refusal(peer.wire_id, remote, reason, self.config.client_max_conn);
+        }
         self.enqueue_command(dialer, &Command::Refuse { remote }, now);
     }
 
@@ -768,3 +771,28 @@ impl Gateway {
         }
     }
 }
+
+/// One `info` line per refused dial, with both ids and the reason: a refusal is what a game client
+/// sees when a server is down or misconfigured, so the operator needs it without debug logging. Only
+/// refusals log; accepted dials (the common path) do not.
+///
+/// Logging is the core's optional `log` feature (the runtime crates turn it on); without it this is a
+/// no-op, so an embedder's build pulls in nothing beyond the protocol's own dependencies.
+#[cfg(feature = "log")]
+fn log_refusal(dialer: u32, remote: u32, why: Refusal, limit: u32) {
+    match why {
+        Refusal::NoSuchServer => log::info!(
+            "refuse dial from client {dialer} to server {remote}: no server {remote} is registered"
+        ),
+        Refusal::VconnLimit => log::info!(
+            "refuse dial from client {dialer} to server {remote}: the client already has \
+             {limit} vconns (ClientMaxConn)"
+        ),
+        Refusal::NoSuchClient => log::info!(
+            "refuse dial from server {dialer} to client {remote}: no client {remote} is connected"
+        ),
+    }
+}
+
+#[cfg(not(feature = "log"))]
+fn log_refusal(_dialer: u32, _remote: u32, _why: Refusal, _limit: u32) {}

@@ -6,7 +6,7 @@
 //! visible aliases, so `--help` documents both spellings and the rewriting pass learns them from here.
 
 use super::goflags::{GoDuration, parse_go_bool, parse_go_duration, parse_go_int};
-use super::{LogLevel, RuntimeKind};
+use super::{LogFormat, LogLevel, PrintMode, RuntimeKind};
 use clap::{ArgAction, Parser};
 use std::path::PathBuf;
 
@@ -24,6 +24,10 @@ no message lost and no vconn closed. Both ends must speak snet (and agree on *Sn
 ~50-byte handshake per connection, one copy of every outbound byte into a per-connection rewrite buffer
 (*SnetBuffer bytes of memory each, 64 KiB by default), and with encryption RC4 over every byte. RC4 keeps
 casual observers out but is not modern cryptography: use TLS in front for real secrecy.
+
+Settings also come from FASTWAY_<FLAG> environment variables (FASTWAY_CLIENT_ADDR, FASTWAY_MAX_PACKET,
+...) and a TOML file (--config, keys client-addr or ClientAddr); precedence: command line > environment
+> file > default. --print-config shows the result and where each value came from.
 
 Process control: the pid is written to --pid-file; `kill $(cat fastway.pid)` stops the gateway, and
 `echo stats > fastway.cmd && kill -USR1 $(cat fastway.pid)` runs a command (write `help` for the list).";
@@ -258,6 +262,12 @@ pub struct Args {
         default_value = "100000")]
     pub max_clients: i64,
 
+    /// Log line format: `text` (one human-readable line per event) or `json` (one JSON object per
+    /// line with timestamp, level, target and message, for log collectors)
+    #[arg(long, help_heading = "fastway", value_name = "FORMAT", value_enum,
+        default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// Log level; the RUST_LOG environment variable overrides it when set
     #[arg(long, help_heading = "fastway", value_name = "LEVEL", value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
@@ -292,4 +302,29 @@ pub struct Args {
         hide_default_value = true
     )]
     pub metrics_addr: String,
+
+    // ----- Meta flags: where the configuration comes from, not part of it -----
+    /// Read settings from this TOML file (keys: the long flag names, `client-addr = ":8000"`, or the
+    /// original's names, `ClientAddr = ":8000"`). Precedence: command line > FASTWAY_* environment >
+    /// file > default. Also FASTWAY_CONFIG
+    #[arg(long, help_heading = "Configuration", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Print the effective configuration (after precedence and validation) as TOML usable with
+    /// --config, each value annotated with its source, and exit. Secrets (ServerAuthKey) are hidden
+    /// unless `--print-config=full`
+    #[arg(
+        long, help_heading = "Configuration", value_name = "MODE", value_enum,
+        num_args = 0..=1, require_equals = true, default_missing_value = "masked"
+    )]
+    pub print_config: Option<PrintMode>,
 }
+
+/// Long names of the flags that are not settings: they select where settings come from or what the
+/// process does, so they get neither a config-file key nor a `FASTWAY_*` variable (`FASTWAY_CONFIG`
+/// is read separately) and are not printed by `--print-config`.
+pub const META_FLAGS: &[&str] = &["help", "version", "config", "print-config"];
+
+/// Long names of the flags whose values are secrets: `--print-config` hides them unless asked for
+/// `full` output, because its output tends to be pasted into tickets and chats.
+pub const SECRET_FLAGS: &[&str] = &["server-auth-key"];

@@ -4,6 +4,8 @@
 //! * [`goflags`]: Go syntax for booleans, integers and durations, and the argument-rewriting pre-pass;
 //! * [`args`]: the clap definition of every flag with its default and help;
 //! * [`addr`]: Go-style listen addresses;
+//! * [`layers`]: the config file, the `FASTWAY_*` environment and `--print-config`, merged with the
+//!   command line by precedence (command line > environment > file > default);
 //! * this module: [`Settings`], its validation and the typed errors.
 //!
 //! Decisions on degenerate values (CONFIG.md "Validation"); each rejection exits with status 2:
@@ -23,11 +25,12 @@
 pub mod addr;
 pub mod args;
 pub mod goflags;
+pub mod layers;
 
 #[cfg(test)]
 mod tests;
 
-use clap::{CommandFactory, FromArgMatches, ValueEnum};
+use clap::ValueEnum;
 use std::ffi::OsString;
 use std::fmt;
 use std::net::SocketAddr;
@@ -37,6 +40,9 @@ use std::time::Duration;
 pub use addr::{AddrError, parse_listen_addr};
 pub use args::Args;
 pub use goflags::ArgError;
+pub use layers::env::EnvError;
+pub use layers::file::FileError;
+pub use layers::{Loaded, Origin, load};
 
 /// Smallest accepted `MaxPacket`: the `Length` of a Dial frame (PROTOCOL.md §3), the largest
 /// frame a peer must be able to send.
@@ -127,6 +133,27 @@ impl LogLevel {
     }
 }
 
+/// `--log-format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event (env_logger's format): easy to read and grep.
+    #[default]
+    Text,
+    /// One JSON object per line (`ts`, `level`, `target`, `msg`): for log collectors, which then
+    /// need no parsing rules.
+    Json,
+}
+
+/// `--print-config` values: whether secrets are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
+pub enum PrintMode {
+    /// Secret values (ServerAuthKey) are replaced by a comment giving their length and source: the
+    /// output is safe to paste into a ticket.
+    Masked,
+    /// Everything as-is, secrets included: the output recreates the configuration exactly.
+    Full,
+}
+
 /// The original's slab pool kinds (`MemPoolType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MemPoolKind {
@@ -214,6 +241,8 @@ pub struct Settings {
     pub max_clients: usize,
     /// Log level (`--log-level`); `RUST_LOG` overrides it when set.
     pub log_level: log::LevelFilter,
+    /// Log line format (`--log-format`).
+    pub log_format: LogFormat,
     /// PID file path (`--pid-file`).
     pub pid_file: PathBuf,
     /// Command file path (`--cmd-file`).
@@ -342,6 +371,19 @@ impl fmt::Display for ConfigError {
     }
 }
 
+impl ConfigError {
+    /// The flag the error is about (Go spelling, or kebab for fastway-only flags), to find where
+    /// its value came from.
+    pub fn flag(&self) -> &str {
+        match self {
+            Self::OutOfRange { flag, .. } | Self::Addr { flag, .. } => flag,
+            Self::UnknownMemPoolType(_) => "MemPoolType",
+            Self::MemPoolChunks { .. } => "MemPoolMaxChunk",
+            Self::RuntimeNotCompiled { .. } => "runtime",
+        }
+    }
+}
+
 impl std::error::Error for ConfigError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
@@ -358,8 +400,18 @@ pub enum CliError {
     Args(ArgError),
     /// clap's verdict: a malformed value, or `--help` / `--version` (which are not failures).
     Clap(clap::Error),
+    /// A bad config file: unreadable, not TOML, unknown key or bad value.
+    File(FileError),
+    /// A bad `FASTWAY_*` environment variable.
+    Env(EnvError),
     /// A value that parses but cannot be used.
-    Invalid(ConfigError),
+    Invalid {
+        /// What is wrong.
+        error: ConfigError,
+        /// Where the value came from (file line and key, variable, command line); boxed to keep
+        /// the error small.
+        origin: Box<Origin>,
+    },
 }
 
 impl CliError {
@@ -367,7 +419,7 @@ impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             Self::Clap(err) => err.exit_code(),
-            Self::Args(_) | Self::Invalid(_) => 2,
+            Self::Args(_) | Self::File(_) | Self::Env(_) | Self::Invalid { .. } => 2,
         }
     }
 
@@ -376,7 +428,7 @@ impl CliError {
     pub fn exit(&self) -> ! {
         match self {
             Self::Clap(err) => err.exit(),
-            Self::Args(_) | Self::Invalid(_) => {
+            Self::Args(_) | Self::File(_) | Self::Env(_) | Self::Invalid { .. } => {
                 eprintln!("error: {self}\n\nFor more information, try '--help'.");
                 std::process::exit(self.exit_code())
             }
@@ -389,7 +441,13 @@ impl fmt::Display for CliError {
         match self {
             Self::Args(err) => err.fmt(f),
             Self::Clap(err) => err.fmt(f),
-            Self::Invalid(err) => err.fmt(f),
+            Self::File(err) => err.fmt(f),
+            Self::Env(err) => err.fmt(f),
+            Self::Invalid { error, origin } => match **origin {
+                // The command line and defaults need no pointer: the flag name says it all.
+                Origin::File { .. } | Origin::Env { .. } => write!(f, "{error} ({origin})"),
+                Origin::CommandLine | Origin::Default => error.fmt(f),
+            },
         }
     }
 }
@@ -399,9 +457,16 @@ impl std::error::Error for CliError {
         match self {
             Self::Args(err) => Some(err),
             Self::Clap(err) => Some(err),
-            Self::Invalid(err) => Some(err),
+            Self::File(err) => Some(err),
+            Self::Env(err) => Some(err),
+            Self::Invalid { error, .. } => Some(error),
         }
     }
+}
+
+/// [`load`] with the process's own command line and environment.
+pub fn load_process() -> Result<Loaded, CliError> {
+    load(std::env::args_os(), std::env::vars_os())
 }
 
 /// Checks that `value` lies in `min ..= max` and converts it.
@@ -447,23 +512,19 @@ const BUFFER_WHY: &str = "bytes per connection, at most 64 MiB";
 const QUEUE_WHY: &str = "writes are always queued; there is no synchronous mode";
 
 impl Settings {
-    /// Parses a full command line (program name first) in either spelling and checks it.
+    /// Parses a full command line (program name first) in either spelling and checks it, with the
+    /// config file it names (`--config`) but no environment variables; see [`load`] for all layers.
     pub fn parse_from<I, T>(args: I) -> Result<Settings, CliError>
     where
         I: IntoIterator<Item = T>,
         T: Into<OsString>,
     {
-        let mut cmd = Args::command();
-        let args = goflags::rewrite_args(&cmd, args).map_err(CliError::Args)?;
-        let matches = cmd.try_get_matches_from_mut(args).map_err(CliError::Clap)?;
-        let args =
-            Args::from_arg_matches(&matches).map_err(|e| CliError::Clap(e.format(&mut cmd)))?;
-        Settings::from_args(&args).map_err(CliError::Invalid)
+        load(args, std::iter::empty::<(OsString, OsString)>()).map(|loaded| loaded.settings)
     }
 
-    /// Parses the process's own command line; see [`parse_from`](Self::parse_from).
+    /// Reads the process's own command line, `FASTWAY_*` environment and config file; see [`load`].
     pub fn from_env() -> Result<Settings, CliError> {
-        Self::parse_from(std::env::args_os())
+        load_process().map(|loaded| loaded.settings)
     }
 
     /// Checks parsed flags against the rules in the [module documentation](self).
@@ -600,6 +661,7 @@ impl Settings {
             )?,
             max_clients: at_least("max-clients", a.max_clients, 0, "0 = unlimited")?,
             log_level: a.log_level.filter(),
+            log_format: a.log_format,
             pid_file: a.pid_file.clone(),
             cmd_file: a.cmd_file.clone(),
             metrics_addr: match a.metrics_addr.as_str() {

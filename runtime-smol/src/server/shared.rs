@@ -15,7 +15,7 @@ use log::{info, warn};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Instant;
 
 /// What the rest of the gateway knows about one socket's tasks, and how to reach them.
@@ -25,6 +25,8 @@ pub(crate) struct Conn {
     pub(crate) socket: SocketId,
     /// The remote address, for logs.
     pub(crate) addr: SocketAddr,
+    /// The game server id it registered under, once authenticated: the close line names it.
+    pub(crate) server_id: OnceLock<u32>,
     /// Which port it came in on.
     pub(crate) side: Side,
     /// Backpressure: the reader must not read (nor feed the core) while set.
@@ -43,6 +45,7 @@ impl Conn {
         Self {
             socket,
             addr,
+            server_id: OnceLock::new(),
             side,
             paused: AtomicBool::new(false),
             signals: ConnSignals::default(),
@@ -98,6 +101,7 @@ impl Shared {
                 }
                 Action::ServerAuthenticated { socket, server_id } => {
                     if let Some(conn) = self.conns.get(&socket) {
+                        let _ = conn.server_id.set(server_id);
                         info!("accept server {server_id} from {}", conn.addr);
                     }
                 }
@@ -138,7 +142,8 @@ impl Shared {
     }
 }
 
-/// One log line per closed socket: `info` for routine ends (it left, an snet reconnect replaced it,
+/// One log line per closed socket, naming a registered game server by its id ("server 7
+/// offline"): `info` for routine ends (it left, an snet reconnect replaced it,
 /// the gateway stops), `warn` when it broke the protocol, was too slow, timed out, failed auth or an
 /// snet handshake, or was refused.
 fn log_close(conn: &Conn, reason: SocketCloseReason) {
@@ -148,8 +153,14 @@ fn log_close(conn: &Conn, reason: SocketCloseReason) {
         SocketCloseReason::Peer(CloseReason::Auth(err)) => {
             warn!("error happends when accept server from {addr}: {err}");
         }
-        _ if reason.is_routine() => info!("{side} {socket} from {addr} closed: {reason}"),
-        _ => warn!("drop {side} {socket} from {addr}: {reason}"),
+        _ => match conn.server_id.get() {
+            Some(id) if reason.is_routine() => {
+                info!("server {id} offline ({socket} from {addr} closed): {reason}");
+            }
+            Some(id) => warn!("server {id} offline (drop {socket} from {addr}): {reason}"),
+            None if reason.is_routine() => info!("{side} {socket} from {addr} closed: {reason}"),
+            None => warn!("drop {side} {socket} from {addr}: {reason}"),
+        },
     }
 }
 

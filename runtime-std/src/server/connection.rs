@@ -17,7 +17,7 @@ use fastway_core::switchboard::SocketId;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::Instant;
 
@@ -37,6 +37,8 @@ pub(crate) struct ConnCtl {
     pub(crate) side: Side,
     /// The remote address, for logs.
     pub(crate) addr: SocketAddr,
+    /// The game server id it registered under, once authenticated: the close line names it.
+    pub(crate) server_id: OnceLock<u32>,
     /// The socket, read by the reader and written by the writer.
     stream: TcpStream,
     state: Mutex<ConnState>,
@@ -83,6 +85,7 @@ impl ConnCtl {
             socket,
             side,
             addr,
+            server_id: OnceLock::new(),
             stream,
             state: Mutex::new(ConnState::default()),
             writer_bell: Condvar::new(),

@@ -208,6 +208,7 @@ impl Shared {
                 }
                 Action::ServerAuthenticated { socket, server_id } => {
                     if let Some(conn) = self.conns.get(&socket) {
+                        let _ = conn.server_id.set(server_id);
                         effects.events.push(Event::Authenticated {
                             server_id,
                             addr: conn.addr,
@@ -319,18 +320,27 @@ impl Effects {
     }
 }
 
-/// One log line per closed socket: `info` for routine ends, `warn` for everything the peer did wrong
-/// or that went wrong for it.
+/// One log line per closed socket, naming a registered game server by its id ("server 7 offline"):
+/// `info` for routine ends, `warn` for everything the peer did wrong or that went wrong for it.
 fn log_close(conn: &ConnCtl, reason: SocketCloseReason) {
     let (side, socket, addr) = (conn.side, conn.socket, conn.addr);
-    match reason {
+    let disconnected = matches!(
+        reason,
+        SocketCloseReason::Disconnected | SocketCloseReason::Peer(CloseReason::Disconnected)
+    );
+    match (reason, conn.server_id.get()) {
         // The original's exact text ("server auth failed" for a bad digest), kept for log scrapers.
-        SocketCloseReason::Peer(CloseReason::Auth(err)) => {
+        (SocketCloseReason::Peer(CloseReason::Auth(err)), _) => {
             log::warn!("error happends when accept server from {addr}: {err}");
         }
-        SocketCloseReason::Disconnected | SocketCloseReason::Peer(CloseReason::Disconnected) => {
-            log::info!("{side} {socket} from {addr} disconnected");
+        (_, Some(id)) if disconnected => {
+            log::info!("server {id} offline ({socket} from {addr} disconnected)");
         }
+        (_, None) if disconnected => log::info!("{side} {socket} from {addr} disconnected"),
+        (_, Some(id)) if reason.is_routine() => {
+            log::info!("server {id} offline ({socket} from {addr} closed): {reason}");
+        }
+        (_, Some(id)) => log::warn!("server {id} offline (drop {socket} from {addr}): {reason}"),
         _ if reason.is_routine() => log::info!("{side} {socket} from {addr} closed: {reason}"),
         _ => log::warn!("drop {side} {socket} from {addr}: {reason}"),
     }

@@ -13,7 +13,7 @@ use log::{info, warn};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Instant;
 use tokio::sync::Notify;
 
@@ -26,6 +26,8 @@ pub(crate) struct Conn {
     pub(crate) side: Side,
     /// The remote address, for logs.
     pub(crate) addr: SocketAddr,
+    /// The game server id it registered under, once authenticated: the close line names it.
+    pub(crate) server_id: OnceLock<u32>,
     /// Wakes the writer: bytes to take, or the connection is closing.
     pub(crate) write: Notify,
     /// Wakes the reader: reading may resume, or the connection is closing.
@@ -45,6 +47,7 @@ impl Conn {
             socket,
             side,
             addr,
+            server_id: OnceLock::new(),
             write: Notify::new(),
             read: Notify::new(),
             paused: AtomicBool::new(false),
@@ -114,6 +117,7 @@ impl Effects {
                     log_close(&conn, reason);
                 }
                 Effect::Authenticated(conn, id) => {
+                    let _ = conn.server_id.set(id);
                     info!("accept server {id} from {}", conn.addr);
                 }
                 Effect::SessionEnded(side, reason) => {
@@ -125,7 +129,8 @@ impl Effects {
     }
 }
 
-/// One line per closed socket: `info` for routine ends (it left, an snet reconnect replaced it, the
+/// One line per closed socket, naming a registered game server by its id ("server 7 offline"):
+/// `info` for routine ends (it left, an snet reconnect replaced it, the
 /// gateway stops), `warn` when it broke the protocol, was too slow, timed out, failed auth or an snet
 /// handshake, or was refused.
 fn log_close(conn: &Conn, reason: SocketCloseReason) {
@@ -135,8 +140,14 @@ fn log_close(conn: &Conn, reason: SocketCloseReason) {
             warn!("error happends when accept server from {addr}: {err}");
         }
         SocketCloseReason::Refused(err) => warn!("refuse client from {addr}: {err}"),
-        _ if reason.is_routine() => info!("{side} {socket} from {addr} closed: {reason}"),
-        _ => warn!("{side} {socket} from {addr} dropped: {reason}"),
+        _ => match conn.server_id.get() {
+            Some(id) if reason.is_routine() => {
+                info!("server {id} offline ({socket} from {addr} closed): {reason}");
+            }
+            Some(id) => warn!("server {id} offline ({socket} from {addr} dropped): {reason}"),
+            None if reason.is_routine() => info!("{side} {socket} from {addr} closed: {reason}"),
+            None => warn!("{side} {socket} from {addr} dropped: {reason}"),
+        },
     }
 }
 
