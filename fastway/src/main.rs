@@ -3,6 +3,7 @@
 
 use fastway::config::Settings;
 use fastway::control::{ControlCommand, PidFile, execute};
+use fastway::generate::Request;
 use fastway::serve::{self, RunningGateway, ServeOptions};
 use log::{error, info, warn};
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
@@ -12,6 +13,16 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 fn main() -> ExitCode {
+    // `--completions <SHELL>` / `--man`: print and exit before any configuration is read.
+    if let Some(request) = Request::from_command_line(std::env::args_os()) {
+        return match request.write(&mut std::io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: cannot write to stdout: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let settings = Settings::from_env().unwrap_or_else(|err| err.exit());
     fastway::logging::init(settings.log_level);
     log::debug!("settings: {settings:#?}");

@@ -279,4 +279,9 @@ pub struct Args {
         default_value = "fastway.cmd"
     )]
     pub cmd_file: PathBuf,
+
+    // ----- Packaging -----
+    /// `--completions <SHELL>` and `--man` (see [`crate::generate`]).
+    #[command(flatten)]
+    pub generate: crate::generate::GenerateArgs,
 }
