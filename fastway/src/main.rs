@@ -3,6 +3,7 @@
 
 use fastway::config;
 use fastway::control::{ControlCommand, PidFile, execute};
+use fastway::generate::Request;
 use fastway::metrics::MetricsServer;
 use fastway::serve::{self, RunningGateway, ServeOptions};
 use log::{error, info, warn};
@@ -13,6 +14,16 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 fn main() -> ExitCode {
+    // `--completions <SHELL>` / `--man`: print and exit before any configuration is read.
+    if let Some(request) = Request::from_command_line(std::env::args_os()) {
+        return match request.write(&mut std::io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: cannot write to stdout: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let loaded = config::load_process().unwrap_or_else(|err| err.exit());
     if let Some(mode) = loaded.print_config {
         print!("{}", loaded.render(mode));

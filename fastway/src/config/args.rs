@@ -318,12 +318,24 @@ pub struct Args {
         num_args = 0..=1, require_equals = true, default_missing_value = "masked"
     )]
     pub print_config: Option<PrintMode>,
+
+    // ----- Packaging -----
+    /// `--completions <SHELL>` and `--man` (see [`crate::generate`]).
+    #[command(flatten)]
+    pub generate: crate::generate::GenerateArgs,
 }
 
 /// Long names of the flags that are not settings: they select where settings come from or what the
 /// process does, so they get neither a config-file key nor a `FASTWAY_*` variable (`FASTWAY_CONFIG`
 /// is read separately) and are not printed by `--print-config`.
-pub const META_FLAGS: &[&str] = &["help", "version", "config", "print-config"];
+pub const META_FLAGS: &[&str] = &[
+    "help",
+    "version",
+    "config",
+    "print-config",
+    "completions",
+    "man",
+];
 
 /// Long names of the flags whose values are secrets: `--print-config` hides them unless asked for
 /// `full` output, because its output tends to be pasted into tickets and chats.
