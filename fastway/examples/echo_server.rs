@@ -6,7 +6,7 @@
 //!
 //!   --gateway <ADDR>     the gateway's server port      [env FASTWAY_SERVER_ADDR; default 127.0.0.1:9000]
 //!   --id <N>             this game server's id          [env FASTWAY_SERVER_ID;   default 1]
-//!   --key <KEY>          the gateway's ServerAuthKey    [env FASTWAY_AUTH_KEY;    default empty]
+//!   --key <KEY>          the gateway's ServerAuthKey    [env FASTWAY_SERVER_AUTH_KEY; default empty]
 //!   --max-packet <N>     the gateway's MaxPacket        [default 524288]
 //!   -h, --help           print this help
 //! ```
@@ -35,8 +35,8 @@ struct Args {
     /// This game server's id: clients dial it [env FASTWAY_SERVER_ID]
     #[arg(long, value_name = "N", default_value_t = env_or("FASTWAY_SERVER_ID", "1").parse().unwrap_or(1))]
     id: u32,
-    /// The gateway's ServerAuthKey [env FASTWAY_AUTH_KEY]
-    #[arg(long, value_name = "KEY", default_value_t = env_or("FASTWAY_AUTH_KEY", ""), hide_default_value = true)]
+    /// The gateway's ServerAuthKey [env FASTWAY_SERVER_AUTH_KEY, the gateway's own variable]
+    #[arg(long, value_name = "KEY", default_value_t = env_or("FASTWAY_SERVER_AUTH_KEY", ""), hide_default_value = true)]
     key: String,
     /// The gateway's MaxPacket
     #[arg(long, value_name = "N", default_value_t = EndpointConfig::default().max_packet)]
