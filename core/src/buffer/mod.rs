@@ -27,9 +27,9 @@ mod tests;
 /// that is where the allocations are recycled. Writing without it is still correct, it merely
 /// allocates as a plain `BytesMut` would.
 ///
-/// Memory: it keeps at most two allocations, each as large as the largest amount reserved at once
-/// (a whole batch for an outbox, a read window plus a partial frame for a read buffer). An empty,
-/// never reserved one owns no allocation.
+/// Memory: it keeps at most two allocations, each about as large as the most it has held at once
+/// (a whole batch for an outbox, a read window plus a partial frame for a read buffer); they never
+/// shrink. An empty, never reserved one owns no allocation.
 #[derive(Debug, Default)]
 pub struct RecyclingBuf {
     /// The buffer bytes are written to.
@@ -56,6 +56,10 @@ impl RecyclingBuf {
     /// partial frame, or the frames queued so far) copied to it; a new allocation as large as the
     /// largest so far (growing geometrically when that is not enough), the larger of the two old
     /// ones staying as the spare.
+    ///
+    /// # Panics
+    ///
+    /// Like [`BytesMut::reserve`], if the new capacity overflows `usize` or cannot be allocated.
     pub fn reserve(&mut self, additional: usize) {
         if self.current.try_reclaim(additional) {
             return;
