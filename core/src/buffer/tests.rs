@@ -90,3 +90,62 @@ fn the_larger_allocation_is_kept_as_the_spare() {
     assert_eq!(&next[..], &[4; 64 * 1024][..]);
     assert_eq!(&third[..], &[3; 20][..]);
 }
+
+mod model {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What a user of the buffer does: reserve room and write, split the contents off (a batch the
+    /// writer takes, or frames the decoder splits off), drop a batch it held.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Write { reserve_extra: usize, len: usize },
+        Split,
+        Drop(prop::sample::Index),
+    }
+
+    fn arb_op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (0usize..64, 0usize..3000)
+                .prop_map(|(reserve_extra, len)| Op::Write { reserve_extra, len }),
+            1 => Just(Op::Split),
+            1 => any::<prop::sample::Index>().prop_map(Op::Drop),
+        ]
+    }
+
+    proptest! {
+        /// However the allocations are recycled, the buffer holds exactly what was written since the
+        /// last split, and every batch split off keeps its bytes until dropped.
+        #[test]
+        fn contents_and_held_batches_are_never_disturbed(
+            ops in proptest::collection::vec(arb_op(), 1..80)
+        ) {
+            let mut buf = RecyclingBuf::new();
+            let mut expected = Vec::new();
+            let mut held: Vec<(Bytes, Vec<u8>)> = Vec::new();
+            for (step, op) in ops.into_iter().enumerate() {
+                match op {
+                    Op::Write { reserve_extra, len } => {
+                        buf.reserve(len + reserve_extra);
+                        prop_assert!(buf.capacity() - buf.len() >= len + reserve_extra);
+                        let bytes: Vec<u8> = (0..len).map(|i| (step * 31 + i) as u8).collect();
+                        buf.extend_from_slice(&bytes);
+                        expected.extend_from_slice(&bytes);
+                    }
+                    Op::Split => {
+                        held.push((buf.split().freeze(), std::mem::take(&mut expected)));
+                    }
+                    Op::Drop(index) => {
+                        if !held.is_empty() {
+                            held.swap_remove(index.index(held.len()));
+                        }
+                    }
+                }
+                prop_assert_eq!(&buf[..], &expected[..]);
+                for (view, bytes) in &held {
+                    prop_assert_eq!(&view[..], &bytes[..]);
+                }
+            }
+        }
+    }
+}
