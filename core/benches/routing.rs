@@ -5,14 +5,20 @@
 //! output batch, exactly as a runtime does per wake-up (divan's `items/s` is frames per second; its
 //! alloc count is per batch of `FRAMES`). `route_one`: the same with one frame per wake-up, so its
 //! alloc count is allocations per routed frame in the worst case (no batching).
+//!
+//! The plain variants read into one `BytesMut`, as the runtimes do today; the `_recycled_read` ones
+//! read into a [`RecyclingBuf`], which also takes the read buffer back while the writer still holds
+//! the large frames the gateway forwarded as views of it. `tests/allocations.rs` asserts the zero
+//! allocations these report, with the same routing code (`tests/support`).
 #![allow(missing_docs, clippy::unwrap_used)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use bytes::{Bytes, BytesMut};
 use divan::{AllocProfiler, Bencher, counter::ItemsCount};
-use fastway_core::auth::{Challenge, server_response};
-use fastway_core::frame::{Command, encode_data};
-use fastway_core::gateway::{Gateway, GatewayConfig, PeerId};
-use std::time::Instant;
+use fastway_core::buffer::RecyclingBuf;
+use support::Route;
 
 #[global_allocator]
 static ALLOC: AllocProfiler = AllocProfiler::system();
@@ -23,93 +29,49 @@ fn main() {
     divan::main();
 }
 
-struct FixedRng;
-impl rand_core::TryRng for FixedRng {
-    type Error = std::convert::Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        Ok(4)
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        Ok(4)
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        dst.fill(4);
-        Ok(())
-    }
-}
-
-/// A gateway with one client, one server and a vconn between them.
-fn setup() -> (Gateway, PeerId, PeerId, u32, Instant) {
-    let now = Instant::now();
-    let mut gw = Gateway::new(GatewayConfig {
-        client_queue: fastway_core::gateway::QueueLimits {
-            max_frames: 1 << 20,
-            max_bytes: 1 << 30,
-        },
-        server_queue: fastway_core::gateway::QueueLimits {
-            max_frames: 1 << 20,
-            max_bytes: 1 << 30,
-        },
-        ..GatewayConfig::default()
+/// `frames` frames of `payload` bytes per wake-up, read into a plain `BytesMut`.
+fn plain_read(bencher: Bencher, frames: usize, payload: usize) {
+    let mut route = Route::new();
+    let wire = route.wire(frames, payload);
+    let mut read_buf = BytesMut::with_capacity(wire.len());
+    let mut out: Vec<Bytes> = Vec::new();
+    bencher.counter(ItemsCount::new(frames)).bench_local(|| {
+        read_buf.extend_from_slice(&wire);
+        route.route(&mut read_buf, &mut out);
+        divan::black_box(&out);
     });
-    let server = gw.accept_server(now, &mut FixedRng);
-    let mut out = Vec::new();
-    gw.poll_transmit(server, now, &mut out);
-    let challenge = Challenge(out.concat().try_into().unwrap());
-    let mut answer = BytesMut::from(&server_response(&challenge, b"", 1)[..]);
-    gw.handle_input(server, &mut answer, now);
-    let client = gw.accept_client(now).unwrap();
-    let mut dial = BytesMut::from(&Command::Dial { remote: 1 }.to_bytes()[..]);
-    gw.handle_input(client, &mut dial, now);
-    for peer in [client, server] {
-        out.clear();
-        gw.poll_transmit(peer, now, &mut out);
-        gw.poll_transmit(peer, now, &mut Vec::new());
-    }
-    while gw.poll_action().is_some() {}
-    (gw, client, server, 1, now)
 }
 
-fn batch(conn: u32, payload: usize) -> Bytes {
-    let mut buf = BytesMut::new();
-    for _ in 0..FRAMES {
-        encode_data(conn, &vec![7u8; payload], &mut buf);
-    }
-    buf.freeze()
+/// `frames` frames of `payload` bytes per wake-up, read into a [`RecyclingBuf`].
+fn recycled_read(bencher: Bencher, frames: usize, payload: usize) {
+    let mut route = Route::new();
+    let wire = route.wire(frames, payload);
+    let mut read_buf = RecyclingBuf::new();
+    let mut out: Vec<Bytes> = Vec::new();
+    bencher.counter(ItemsCount::new(frames)).bench_local(|| {
+        read_buf.reserve(wire.len());
+        read_buf.extend_from_slice(&wire);
+        route.route(&mut read_buf, &mut out);
+        divan::black_box(&out);
+    });
 }
 
 #[divan::bench(args = [64, 4096])]
 fn route_batch(bencher: Bencher, payload: usize) {
-    let (mut gw, client, server, conn, now) = setup();
-    let wire = batch(conn, payload);
-    let mut read_buf = BytesMut::with_capacity(wire.len());
-    let mut out: Vec<Bytes> = Vec::new();
-    bencher.counter(ItemsCount::new(FRAMES)).bench_local(|| {
-        read_buf.extend_from_slice(&wire);
-        gw.handle_input(client, &mut read_buf, now);
-        out.clear();
-        gw.poll_transmit(server, now, &mut out);
-        gw.poll_transmit(server, now, &mut Vec::new());
-        while gw.poll_action().is_some() {}
-        divan::black_box(&out);
-    });
+    plain_read(bencher, FRAMES, payload);
 }
 
 #[divan::bench(args = [64, 4096])]
 fn route_one(bencher: Bencher, payload: usize) {
-    let (mut gw, client, server, conn, now) = setup();
-    let mut wire = BytesMut::new();
-    encode_data(conn, &vec![7u8; payload], &mut wire);
-    let wire = wire.freeze();
-    let mut read_buf = BytesMut::with_capacity(wire.len());
-    let mut out: Vec<Bytes> = Vec::new();
-    bencher.counter(ItemsCount::new(1usize)).bench_local(|| {
-        read_buf.extend_from_slice(&wire);
-        gw.handle_input(client, &mut read_buf, now);
-        out.clear();
-        gw.poll_transmit(server, now, &mut out);
-        gw.poll_transmit(server, now, &mut Vec::new());
-        while gw.poll_action().is_some() {}
-        divan::black_box(&out);
-    });
+    plain_read(bencher, 1, payload);
+}
+
+#[divan::bench(args = [64, 4096])]
+fn route_batch_recycled_read(bencher: Bencher, payload: usize) {
+    recycled_read(bencher, FRAMES, payload);
+}
+
+#[divan::bench(args = [64, 4096])]
+fn route_one_recycled_read(bencher: Bencher, payload: usize) {
+    recycled_read(bencher, 1, payload);
 }

@@ -8,6 +8,7 @@
 //!
 //! * [`frame`]: the incremental frame decoder and the command encoders (PROTOCOL.md §3–4).
 //! * [`auth`]: the game server's challenge/response, both sides (PROTOCOL.md §5).
+//! * [`buffer`]: a `BytesMut` that recycles its allocations, so routing settles at no allocation.
 //! * [`abuse`]: per-address counting of repeated server auth failures, bounded in memory.
 //! * [`gateway`]: the gateway: registries, vconn routing, limits, timeouts (PROTOCOL.md §6).
 //! * [`endpoint`]: a game client's or game server's side of a link to the gateway (ENDPOINT.md).
@@ -88,6 +89,7 @@
 
 pub mod abuse;
 pub mod auth;
+pub mod buffer;
 pub mod endpoint;
 pub mod frame;
 #[cfg(any(test, feature = "fuzz"))]

@@ -3,9 +3,14 @@
 //! Small frames are copied into one contiguous buffer so the writer sends many of them with one
 //! syscall; large frames stay the `Bytes` views they arrived as, so their payload is never copied
 //! (DESIGN.md §5).
+//!
+//! The contiguous buffer is a [`RecyclingBuf`]: while the writer holds the batch it took last, new
+//! frames go to the other of its two allocations, and each is taken back once its batch has been
+//! written and dropped, so a busy connection settles at no allocation per batch.
 
+use crate::buffer::RecyclingBuf;
 use crate::frame::Command;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use std::collections::VecDeque;
 
 /// Frames up to this size are copied into the contiguous tail; larger ones are queued as they are.
@@ -17,7 +22,7 @@ pub(crate) struct Outbox {
     /// Finished segments, oldest first.
     segments: VecDeque<Bytes>,
     /// Small frames being gathered after the last segment.
-    tail: BytesMut,
+    tail: RecyclingBuf,
     /// Frames queued and not yet taken by the writer.
     frames: usize,
     /// Bytes queued and not yet taken by the writer.
@@ -32,6 +37,7 @@ impl Outbox {
         self.frames += 1;
         self.queued_bytes += frame.len();
         if frame.len() <= COPY_THRESHOLD {
+            self.tail.reserve(frame.len());
             self.tail.extend_from_slice(&frame);
         } else {
             self.seal_tail();
@@ -43,6 +49,7 @@ impl Outbox {
     pub(crate) fn push_command(&mut self, command: &Command) {
         self.frames += 1;
         self.queued_bytes += command.encoded_len();
+        self.tail.reserve(command.encoded_len());
         command.encode(&mut self.tail);
     }
 
@@ -50,6 +57,7 @@ impl Outbox {
     pub(crate) fn push_raw(&mut self, bytes: &[u8]) {
         self.queued_bytes += bytes.len();
         self.frames += 1;
+        self.tail.reserve(bytes.len());
         self.tail.extend_from_slice(bytes);
     }
 
