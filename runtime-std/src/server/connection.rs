@@ -14,7 +14,8 @@ use fastway_core::auth::{CHALLENGE_LEN, Challenge};
 use fastway_core::frame::FrameDecoder;
 use fastway_core::gateway::{AcceptError, Side};
 use fastway_core::switchboard::SocketId;
-use std::io::{self, IoSlice, Read, Write};
+use super::send::{self, write_batch};
+use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -24,9 +25,6 @@ use std::time::Instant;
 /// Stack size of reader and writer threads. They only run small loops; a small stack keeps thousands
 /// of idle connections cheap (only touched pages are committed anyway).
 const CONN_STACK_SIZE: usize = 64 * 1024;
-
-/// Most slices handed to one `write_vectored` call (well under every platform's `IOV_MAX`).
-const MAX_SLICES: usize = 64;
 
 /// The control block of one connection, shared by its two threads and the dispatcher.
 #[derive(Debug)]
@@ -48,7 +46,7 @@ pub(crate) struct ConnCtl {
 
 #[derive(Debug, Default)]
 struct ConnState {
-    /// The core has bytes for this socket (`Action::Transmit`).
+    /// The core has bytes for this socket (`Action::Transmit`) that nobody has taken yet.
     transmit: bool,
     /// Reading is paused by backpressure.
     paused: bool,
@@ -58,14 +56,37 @@ struct ConnState {
     closed: bool,
     /// The writer sleeps on its bell (so a ring must notify it; otherwise it sees the flag anyway).
     writer_waiting: bool,
+    /// Some thread owns the socket for writing: the writer thread, or a routing thread sending
+    /// directly (see [`ConnCtl::on_transmit`]). Only the owner takes from the core and writes, so
+    /// two threads never write at once and bytes stay in order.
+    sending: bool,
+    /// Bytes a routing thread took from the core but could not send without blocking: the writer
+    /// writes them before anything else (before taking more, and before a close's flush).
+    pending: Vec<Bytes>,
     /// What to write before closing; taken by the writer.
     flush: Option<Vec<Bytes>>,
 }
 
-/// What woke the writer.
+/// What the writer should do next. It owns the socket for writing until it waits again.
 enum WriterWake {
-    Transmit,
-    Close(Vec<Bytes>),
+    /// Write `pending` (left over from a direct send), then take from the core until it is empty.
+    Transmit { pending: Vec<Bytes> },
+    /// Write `pending` and `flush` if the close is graceful (`flush` not empty), then shut the socket.
+    Close {
+        pending: Vec<Bytes>,
+        flush: Vec<Bytes>,
+    },
+}
+
+/// What the dispatcher must do for an `Action::Transmit` (see [`ConnCtl::on_transmit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ring {
+    /// The calling thread now owns the socket for writing: it takes the batch and sends it itself.
+    Claimed,
+    /// The writer sleeps and must be woken with [`ConnCtl::wake_writer`].
+    Wake,
+    /// Whoever owns the socket, or the writer that is awake, sees the flag.
+    Nothing,
 }
 
 /// What the reader should do next.
@@ -91,19 +112,59 @@ impl ConnCtl {
         }
     }
 
-    /// `Action::Transmit`: tells the writer there is work. Returns whether it sleeps and must be
-    /// woken with [`ConnCtl::wake_writer`], which the caller does after releasing the core lock (a
-    /// wake-up is a syscall). A writer that is awake sees the flag before it waits again, so it
-    /// costs nothing then.
-    pub(crate) fn ring_writer(&self) -> bool {
+    /// `Action::Transmit`: there is work for this socket.
+    ///
+    /// With `direct`, if nobody is writing to the socket and nothing is left over, the calling
+    /// (routing) thread claims it and will send the batch itself with a non-blocking send: that
+    /// saves waking the writer thread (a `futex` wake-up and two context switches per batch). Else,
+    /// if the writer sleeps, it must be woken — by the caller, after releasing the core lock (a
+    /// wake-up is a syscall). A writer that is awake or another owner sees the flag anyway.
+    pub(crate) fn on_transmit(&self, direct: bool) -> Ring {
         let mut state = lock(&self.state);
+        if state.sending {
+            state.transmit = true;
+            Ring::Nothing
+        } else if direct && state.pending.is_empty() && !state.closed {
+            state.sending = true;
+            state.transmit = false;
+            Ring::Claimed
+        } else {
+            state.transmit = true;
+            if state.writer_waiting {
+                Ring::Wake
+            } else {
+                Ring::Nothing
+            }
+        }
+    }
+
+    /// A routing thread is done sending directly and the core had nothing more: it gives up the
+    /// socket. Returns whether the writer must be woken (work arrived meanwhile, or a close).
+    pub(crate) fn release(&self) -> bool {
+        let mut state = lock(&self.state);
+        state.sending = false;
+        state.writer_waiting && (state.transmit || state.closed || !state.pending.is_empty())
+    }
+
+    /// A routing thread could not send `rest` without blocking: the writer writes it (blocking),
+    /// then takes from the core. Returns whether the writer must be woken.
+    pub(crate) fn hand_off(&self, rest: Vec<Bytes>) -> bool {
+        let mut state = lock(&self.state);
+        state.sending = false;
+        state.pending = rest;
         state.transmit = true;
         state.writer_waiting
     }
 
-    /// Wakes a writer that [`ConnCtl::ring_writer`] found asleep.
+    /// Wakes a writer that [`ConnCtl::on_transmit`], [`ConnCtl::release`] or
+    /// [`ConnCtl::hand_off`] found asleep.
     pub(crate) fn wake_writer(&self) {
         self.writer_bell.notify_one();
+    }
+
+    /// Sends as much of `batch` as the socket takes right now (see [`send::send_nonblocking`]).
+    pub(crate) fn send_nonblocking(&self, batch: &mut Vec<Bytes>) -> io::Result<bool> {
+        send::send_nonblocking(&self.stream, batch)
     }
 
     /// `Action::PauseReading` / `Action::ResumeReading`.
@@ -138,18 +199,27 @@ impl ConnCtl {
         }
     }
 
+    /// The writer gives up the socket (it owned it since its last wake-up), then waits until there
+    /// is work and nobody else is writing, and claims the socket again.
     fn wait_writer(&self) -> WriterWake {
         let mut state = lock(&self.state);
+        state.sending = false;
         loop {
-            if let Some(flush) = state.flush.take() {
-                return WriterWake::Close(flush);
-            }
-            if state.closed {
-                return WriterWake::Close(Vec::new());
-            }
-            if state.transmit {
-                state.transmit = false;
-                return WriterWake::Transmit;
+            if !state.sending {
+                if state.closed {
+                    state.sending = true;
+                    return WriterWake::Close {
+                        pending: std::mem::take(&mut state.pending),
+                        flush: state.flush.take().unwrap_or_default(),
+                    };
+                }
+                if state.transmit || !state.pending.is_empty() {
+                    state.transmit = false;
+                    state.sending = true;
+                    return WriterWake::Transmit {
+                        pending: std::mem::take(&mut state.pending),
+                    };
+                }
             }
             state.writer_waiting = true;
             state = wait(&self.writer_bell, state);
@@ -382,18 +452,20 @@ fn report_closed(inner: &Inner, conn: &ConnCtl, err: Option<io::Error>) {
     });
 }
 
-/// Writer thread: on each wake-up take everything queued and write it as one vectored batch, until the
-/// core has nothing more; on close write the flush and shut the socket.
+/// Writer thread: on each wake-up write what a direct send left over, then take everything queued and
+/// write it as one vectored batch, until the core has nothing more; on close write the flush and shut
+/// the socket.
 fn writer_loop(inner: &Inner, conn: &ConnCtl) {
     let mut batch: Vec<Bytes> = Vec::new();
     loop {
         match conn.wait_writer() {
-            WriterWake::Close(flush) => {
+            WriterWake::Close { pending, flush } => {
                 if !flush.is_empty() {
                     // Bounded: graceful shutdown must not hang on a peer that stopped reading.
                     let flushed = conn
                         .stream
                         .set_write_timeout(Some(FLUSH_TIMEOUT))
+                        .and_then(|()| write_batch(&conn.stream, &pending))
                         .and_then(|()| write_batch(&conn.stream, &flush));
                     if let Err(err) = flushed {
                         log::debug!("final flush to {} {} failed: {err}", conn.side, conn.socket);
@@ -402,86 +474,51 @@ fn writer_loop(inner: &Inner, conn: &ConnCtl) {
                 conn.shutdown_socket();
                 return;
             }
-            WriterWake::Transmit => loop {
-                // Let the threads that are ready to run go first (the readers that were woken with
-                // us feed the core), so that one `writev` carries what would otherwise take several:
-                // 64 B × 32 in flight went from 1.8 to 2.1 M msg/s, 0.75 to 0.63 µs CPU per message.
-                thread::yield_now();
-                let now = Instant::now();
-                let taken = inner.with_core(|shared| {
-                    shared
-                        .switchboard
-                        .poll_transmit(conn.socket, now, &mut batch)
-                });
-                if taken == 0 {
-                    break;
+            WriterWake::Transmit { pending } => {
+                let written = write_batch(&conn.stream, &pending);
+                drop(pending);
+                match written {
+                    Ok(()) => drain_core(inner, conn, &mut batch),
+                    Err(err) => write_failed(inner, conn, &err),
                 }
-                let written = write_batch(&conn.stream, &batch);
-                // Drop the frames now so readers can reclaim their buffers.
-                batch.clear();
-                if let Err(err) = written {
-                    log::debug!(
-                        "write to {} {} ({}) failed: {err}",
-                        conn.side,
-                        conn.socket,
-                        conn.addr
-                    );
-                    // The Close this produces wakes us (wait_writer) and we return.
-                    inner.with_core(|shared| {
-                        shared
-                            .switchboard
-                            .handle_closed(conn.socket, Instant::now());
-                    });
-                    break;
-                }
-            },
+            }
         }
     }
 }
 
-/// Writes every byte of `batch` with vectored writes (at most [`MAX_SLICES`] slices per call),
-/// continuing after partial writes.
-pub(crate) fn write_batch(mut stream: &TcpStream, batch: &[Bytes]) -> io::Result<()> {
-    let mut index = 0;
-    let mut offset = 0;
+/// Takes batches from the core and writes them until the core has nothing more for the socket.
+fn drain_core(inner: &Inner, conn: &ConnCtl, batch: &mut Vec<Bytes>) {
     loop {
-        // Skip what is fully written (and empty chunks, which would make a write return 0).
-        while batch.get(index).is_some_and(|chunk| offset >= chunk.len()) {
-            index += 1;
-            offset = 0;
+        // Let the threads that are ready to run go first (the readers that were woken with us feed
+        // the core), so that one `writev` carries what would otherwise take several: 64 B × 32 in
+        // flight went from 1.8 to 2.1 M msg/s, 0.75 to 0.63 µs CPU per message.
+        thread::yield_now();
+        let now = Instant::now();
+        let taken = inner.with_core(|shared| shared.switchboard.poll_transmit(conn.socket, now, batch));
+        if taken == 0 {
+            return;
         }
-        let Some(rest) = batch.get(index..).filter(|rest| !rest.is_empty()) else {
-            return Ok(());
-        };
-        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-        let mut count = 0;
-        for (slot, chunk) in slices.iter_mut().zip(rest) {
-            let start = if count == 0 { offset } else { 0 };
-            *slot = IoSlice::new(chunk.get(start..).unwrap_or_default());
-            count += 1;
-        }
-        let mut written = match stream.write_vectored(&slices[..count]) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::WriteZero,
-                    "socket accepted no bytes",
-                ));
-            }
-            Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(err),
-        };
-        while written > 0 {
-            let Some(chunk) = batch.get(index) else { break };
-            let left = chunk.len() - offset;
-            if written >= left {
-                written -= left;
-                index += 1;
-                offset = 0;
-            } else {
-                offset += written;
-                written = 0;
-            }
+        let written = write_batch(&conn.stream, batch);
+        // Drop the frames now so readers can reclaim their buffers.
+        batch.clear();
+        if let Err(err) = written {
+            return write_failed(inner, conn, &err);
         }
     }
+}
+
+/// Tells the core a write failed; the Close this produces wakes the writer (`wait_writer`), which
+/// returns.
+fn write_failed(inner: &Inner, conn: &ConnCtl, err: &io::Error) {
+    log::debug!(
+        "write to {} {} ({}) failed: {err}",
+        conn.side,
+        conn.socket,
+        conn.addr
+    );
+    inner.with_core(|shared| {
+        shared
+            .switchboard
+            .handle_closed(conn.socket, Instant::now());
+    });
 }

@@ -2,6 +2,7 @@
 //!
 //! * [`shared`]: the core (a [`Switchboard`]) behind one lock, and the dispatch of its actions;
 //! * [`connection`]: a socket's control block, reader thread and writer thread;
+//! * [`send`]: blocking and non-blocking vectored writes of a batch of frames;
 //! * [`listener`]: binding with socket2 and the accept threads;
 //! * [`timer`]: the thread that fires the core's deadlines;
 //! * [`rng`]: OS randomness for server challenges and snet handshakes, drawn outside the lock;
@@ -10,6 +11,7 @@
 mod connection;
 mod listener;
 mod rng;
+mod send;
 mod shared;
 mod sync;
 mod timer;

@@ -6,12 +6,20 @@
 //! core's next deadline moved earlier, release the lock, and only then perform the syscalls and logging
 //! the actions asked for ([`Effects`]). The lock is held for core work and flag flips only, never
 //! across a syscall.
+//!
+//! Direct sends: when the core has bytes for a socket whose writer thread is idle, the thread that
+//! called the core claims that socket ([`ConnCtl::on_transmit`]), takes its batch under the same lock
+//! and, after unlocking, sends it itself with a non-blocking send ([`Inner::send_direct`]). Waking the
+//! writer instead costs a `futex` wake-up and two context switches per routed batch, which made most
+//! of this runtime's time. Whatever does not fit in the socket right now goes to the writer thread,
+//! which writes it (blocking) before anything else.
 
-use super::connection::ConnCtl;
+use super::connection::{ConnCtl, Ring};
 use super::sync::{lock, wait_timeout};
 use super::timer::TimerBell;
 use fastway_core::abuse::{AuthFailures, RepeatedAuthFailures};
 use fastway_core::gateway::{CloseReason, Side};
+use bytes::Bytes;
 use fastway_core::switchboard::{Action, SocketCloseReason, SocketId, Switchboard};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -113,16 +121,66 @@ impl Inner {
     /// [`Inner::with_core`]; with `force` the timer is re-armed to the core's next deadline even if that
     /// is later than before (the timer thread does this after `handle_timeout`).
     pub(crate) fn with_core_rearm<R>(&self, force: bool, f: impl FnOnce(&mut Shared) -> R) -> R {
-        let mut effects = Effects::default();
-        let result = {
-            let mut shared = lock(&self.shared);
-            let result = f(&mut shared);
-            shared.dispatch(&mut effects);
-            shared.rearm(&self.timer, force);
-            result
-        };
-        effects.apply();
+        let (result, effects) = self.locked(true, force, f);
+        effects.apply(self);
         result
+    }
+
+    /// Runs `f` and the dispatch under the core lock; returns what `f` returned and the effects to
+    /// perform once unlocked. With `direct`, sockets whose writer is idle are claimed and their
+    /// batches taken, for [`Inner::send_direct`].
+    fn locked<R>(&self, direct: bool, force: bool, f: impl FnOnce(&mut Shared) -> R) -> (R, Effects) {
+        let mut effects = Effects::new(direct);
+        let mut shared = lock(&self.shared);
+        let result = f(&mut shared);
+        shared.dispatch(&mut effects);
+        shared.take_claimed(&mut effects);
+        shared.rearm(&self.timer, force);
+        (result, effects)
+    }
+
+    /// Sends the batches taken for claimed sockets from this thread, without blocking.
+    ///
+    /// A socket whose batch went out completely is confirmed with the core (`poll_transmit`, which
+    /// also says the last batch was written): if more arrived meanwhile it is sent in the next round,
+    /// else the socket is released. After [`DIRECT_ROUNDS`] rounds, or when the socket is full, the
+    /// rest goes to the writer thread. A failed send is reported to the core like a failed write.
+    fn send_direct(&self, mut sends: Vec<DirectSend>) {
+        for round in 1..=DIRECT_ROUNDS {
+            let mut sent = Vec::new();
+            let mut failed = Vec::new();
+            for DirectSend { conn, mut batch } in sends.drain(..) {
+                match conn.send_nonblocking(&mut batch) {
+                    Ok(true) => sent.push(DirectSend { conn, batch }),
+                    Ok(false) => {
+                        if conn.hand_off(batch) {
+                            conn.wake_writer();
+                        }
+                    }
+                    Err(err) => {
+                        log::debug!(
+                            "write to {} {} ({}) failed: {err}",
+                            conn.side,
+                            conn.socket,
+                            conn.addr
+                        );
+                        failed.push(conn);
+                    }
+                }
+            }
+            if sent.is_empty() && failed.is_empty() {
+                return;
+            }
+            let last = round == DIRECT_ROUNDS;
+            let (wake, mut effects) = self.locked(!last, false, |shared| {
+                let mut wake = shared.confirm_sent(sent, last, &mut sends);
+                wake.extend(shared.report_failed(failed));
+                wake
+            });
+            sends.append(&mut effects.sends);
+            effects.wake_writers.extend(wake);
+            effects.apply_local();
+        }
     }
 
     /// Reads something from the core without calling into it (stats, peers).
@@ -191,8 +249,10 @@ impl Shared {
             match action {
                 Action::Transmit(socket) => {
                     if let Some(conn) = self.conns.get(&socket) {
-                        if conn.ring_writer() {
-                            effects.wake_writers.push(Arc::clone(conn));
+                        match conn.on_transmit(effects.direct) {
+                            Ring::Claimed => effects.claimed.push(Arc::clone(conn)),
+                            Ring::Wake => effects.wake_writers.push(Arc::clone(conn)),
+                            Ring::Nothing => {}
                         }
                     }
                 }
@@ -245,6 +305,70 @@ impl Shared {
         }
     }
 
+    /// Takes the batch of every socket claimed for a direct send (dispatching what that produces,
+    /// which may claim more). A claimed socket with nothing to take is released at once.
+    fn take_claimed(&mut self, effects: &mut Effects) {
+        if effects.claimed.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        while let Some(conn) = effects.claimed.pop() {
+            let mut batch = Vec::new();
+            self.switchboard.poll_transmit(conn.socket, now, &mut batch);
+            self.dispatch(effects);
+            if !batch.is_empty() {
+                effects.sends.push(DirectSend { conn, batch });
+            } else if conn.release() {
+                effects.wake_writers.push(conn);
+            }
+        }
+    }
+
+    /// Tells the core that the batches in `sent` were written (`poll_transmit`) and takes what
+    /// arrived for those sockets meanwhile: into `again` for another direct round, or, if this was
+    /// the `last` round, to the writer thread. A socket with nothing more is released. Returns the
+    /// writers to wake once the lock is released.
+    fn confirm_sent(
+        &mut self,
+        sent: Vec<DirectSend>,
+        last: bool,
+        again: &mut Vec<DirectSend>,
+    ) -> Vec<Arc<ConnCtl>> {
+        let now = Instant::now();
+        let mut wake = Vec::new();
+        for DirectSend { conn, mut batch } in sent {
+            batch.clear();
+            self.switchboard.poll_transmit(conn.socket, now, &mut batch);
+            if batch.is_empty() {
+                if conn.release() {
+                    wake.push(conn);
+                }
+            } else if last {
+                if conn.hand_off(batch) {
+                    wake.push(conn);
+                }
+            } else {
+                again.push(DirectSend { conn, batch });
+            }
+        }
+        wake
+    }
+
+    /// Releases the sockets whose direct send failed and tells the core they are gone (a no-op for
+    /// one it already closed); their Close stops their threads. Returns the writers to wake once the
+    /// lock is released.
+    fn report_failed(&mut self, failed: Vec<Arc<ConnCtl>>) -> Vec<Arc<ConnCtl>> {
+        let now = Instant::now();
+        let mut wake = Vec::new();
+        for conn in failed {
+            self.switchboard.handle_closed(conn.socket, now);
+            if conn.release() {
+                wake.push(conn);
+            }
+        }
+        wake
+    }
+
     /// Tells the timer thread about an earlier deadline (or any deadline, with `force`).
     fn rearm(&mut self, timer: &TimerBell, force: bool) {
         let next = self.switchboard.poll_timeout();
@@ -260,9 +384,26 @@ impl Shared {
     }
 }
 
+/// How many times in a row a thread sends to the sockets it claimed before it hands what keeps
+/// arriving to their writer threads (so a reader does not stay another socket's writer for long).
+const DIRECT_ROUNDS: usize = 4;
+
+/// A batch taken for a claimed socket, to send from the claiming thread.
+#[derive(Debug)]
+struct DirectSend {
+    conn: Arc<ConnCtl>,
+    batch: Vec<Bytes>,
+}
+
 /// Side effects of dispatched actions, performed after the core lock is released.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Effects {
+    /// Whether sockets with idle writers may be claimed for a direct send.
+    direct: bool,
+    /// Sockets claimed during dispatch, whose batches are still to be taken.
+    claimed: Vec<Arc<ConnCtl>>,
+    /// Batches taken for claimed sockets: sent after the lock is released.
+    sends: Vec<DirectSend>,
     /// Writers asleep that have work: woken after the lock is released, so that the core lock is
     /// not held across a `futex` wake-up (which made other threads wait for it).
     wake_writers: Vec<Arc<ConnCtl>>,
@@ -288,8 +429,30 @@ enum Event {
 }
 
 impl Effects {
-    /// Wakes writers, logs and closes sockets.
-    fn apply(self) {
+    fn new(direct: bool) -> Self {
+        Self {
+            direct,
+            claimed: Vec::new(),
+            sends: Vec::new(),
+            wake_writers: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Wakes writers, sends the direct batches, logs and closes sockets.
+    fn apply(mut self, inner: &Inner) {
+        let sends = std::mem::take(&mut self.sends);
+        for conn in std::mem::take(&mut self.wake_writers) {
+            conn.wake_writer();
+        }
+        if !sends.is_empty() {
+            inner.send_direct(sends);
+        }
+        self.apply_local();
+    }
+
+    /// Everything but the direct sends: wakes writers, logs and closes sockets.
+    fn apply_local(self) {
         for conn in self.wake_writers {
             conn.wake_writer();
         }
