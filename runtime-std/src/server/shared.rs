@@ -249,7 +249,15 @@ impl Shared {
             match action {
                 Action::Transmit(socket) => {
                     if let Some(conn) = self.conns.get(&socket) {
-                        match conn.on_transmit(effects.direct) {
+                        // Only client sockets are sent to directly: a client's bytes come from its
+                        // server's reader, one batch per server read, and waking its writer for each
+                        // was most of this runtime's cost. A server socket gets frames from many
+                        // client readers; its writer (which yields before taking) sends them all in
+                        // one `writev`. Measured (64 B × 32, CPU µs per message): no direct sends
+                        // 0.89–0.96, direct to servers only 0.87–0.91, to both 0.60–0.74, to clients
+                        // only 0.60–0.66.
+                        let direct = effects.direct && conn.side == Side::Client;
+                        match conn.on_transmit(direct) {
                             Ring::Claimed => effects.claimed.push(Arc::clone(conn)),
                             Ring::Wake => effects.wake_writers.push(Arc::clone(conn)),
                             Ring::Nothing => {}
