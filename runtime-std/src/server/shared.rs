@@ -15,6 +15,7 @@
 //! which writes it (blocking) before anything else.
 
 use super::connection::{ConnCtl, Ring};
+use super::writer;
 use super::sync::{lock, wait_timeout};
 use super::timer::TimerBell;
 use fastway_core::abuse::{AuthFailures, RepeatedAuthFailures};
@@ -24,7 +25,7 @@ use fastway_core::switchboard::{Action, SocketCloseReason, SocketId, Switchboard
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// Adapter settings the connection threads read.
@@ -78,6 +79,8 @@ pub(crate) struct Inner {
     /// Set once `run` begins shutting down: accept threads return instead of accepting.
     stopping: AtomicBool,
     pub(crate) settings: Settings,
+    /// This `Inner` itself, for the writer threads started while performing effects.
+    me: Weak<Inner>,
 }
 
 /// The state behind the core lock.
@@ -94,8 +97,8 @@ pub(crate) struct Shared {
 }
 
 impl Inner {
-    pub(crate) fn new(switchboard: Switchboard, settings: Settings) -> Self {
-        Self {
+    pub(crate) fn new(switchboard: Switchboard, settings: Settings) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
             shared: Mutex::new(Shared {
                 switchboard,
                 conns: HashMap::new(),
@@ -109,7 +112,8 @@ impl Inner {
             stop_bell: Condvar::new(),
             stopping: AtomicBool::new(false),
             settings,
-        }
+            me: me.clone(),
+        })
     }
 
     /// Runs `f` on the core under the lock, dispatches the actions it produced, then performs their
@@ -121,7 +125,7 @@ impl Inner {
     /// [`Inner::with_core`]; with `force` the timer is re-armed to the core's next deadline even if that
     /// is later than before (the timer thread does this after `handle_timeout`).
     pub(crate) fn with_core_rearm<R>(&self, force: bool, f: impl FnOnce(&mut Shared) -> R) -> R {
-        let (result, effects) = self.locked(true, force, f);
+        let (result, effects) = self.locked(true, force, |shared, _| f(shared));
         effects.apply(self);
         result
     }
@@ -129,10 +133,15 @@ impl Inner {
     /// Runs `f` and the dispatch under the core lock; returns what `f` returned and the effects to
     /// perform once unlocked. With `direct`, sockets whose writer is idle are claimed and their
     /// batches taken, for [`Inner::send_direct`].
-    fn locked<R>(&self, direct: bool, force: bool, f: impl FnOnce(&mut Shared) -> R) -> (R, Effects) {
+    fn locked<R>(
+        &self,
+        direct: bool,
+        force: bool,
+        f: impl FnOnce(&mut Shared, &mut Effects) -> R,
+    ) -> (R, Effects) {
         let mut effects = Effects::new(direct);
         let mut shared = lock(&self.shared);
-        let result = f(&mut shared);
+        let result = f(&mut shared, &mut effects);
         shared.dispatch(&mut effects);
         shared.take_claimed(&mut effects);
         shared.rearm(&self.timer, force);
@@ -153,9 +162,8 @@ impl Inner {
                 match conn.send_nonblocking(&mut batch) {
                     Ok(true) => sent.push(DirectSend { conn, batch }),
                     Ok(false) => {
-                        if conn.hand_off(batch) {
-                            conn.wake_writer();
-                        }
+                        let ring = conn.hand_off(batch);
+                        self.ring(&conn, ring);
                     }
                     Err(err) => {
                         log::debug!(
@@ -172,14 +180,25 @@ impl Inner {
                 return;
             }
             let last = round == DIRECT_ROUNDS;
-            let (wake, mut effects) = self.locked(!last, false, |shared| {
-                let mut wake = shared.confirm_sent(sent, last, &mut sends);
-                wake.extend(shared.report_failed(failed));
-                wake
+            let ((), mut effects) = self.locked(!last, false, |shared, effects| {
+                shared.confirm_sent(sent, last, effects);
+                shared.report_failed(failed, effects);
             });
             sends.append(&mut effects.sends);
-            effects.wake_writers.extend(wake);
-            effects.apply_local();
+            effects.apply_local(self);
+        }
+    }
+
+    /// Does what a [`Ring`] asks for, right away (no core lock held).
+    fn ring(&self, conn: &Arc<ConnCtl>, ring: Ring) {
+        match ring {
+            Ring::Wake => conn.wake_writer(),
+            Ring::Spawn => match self.me.upgrade() {
+                Some(me) => writer::start(&me, conn),
+                // Unreachable while a thread runs on behalf of this `Inner`; nothing to start then.
+                None => conn.writer_not_started(),
+            },
+            Ring::Claimed | Ring::Nothing => {}
         }
     }
 
@@ -257,11 +276,8 @@ impl Shared {
                         // 0.89–0.96, direct to servers only 0.87–0.91, to both 0.60–0.74, to clients
                         // only 0.60–0.66.
                         let direct = effects.direct && conn.side == Side::Client;
-                        match conn.on_transmit(direct) {
-                            Ring::Claimed => effects.claimed.push(Arc::clone(conn)),
-                            Ring::Wake => effects.wake_writers.push(Arc::clone(conn)),
-                            Ring::Nothing => {}
-                        }
+                        let ring = conn.on_transmit(direct);
+                        effects.ring(conn, ring);
                     }
                 }
                 Action::PauseReading(socket) => {
@@ -292,7 +308,8 @@ impl Shared {
                 } => {
                     if let Some(conn) = self.conns.remove(&socket) {
                         let flushing = !flush.is_empty();
-                        conn.close(flush);
+                        let ring = conn.close(flush);
+                        effects.ring(&conn, ring);
                         let repeated = match reason {
                             SocketCloseReason::Peer(CloseReason::Auth(_)) => {
                                 self.auth_failures.record(conn.addr.ip(), Instant::now())
@@ -324,57 +341,44 @@ impl Shared {
             let mut batch = Vec::new();
             self.switchboard.poll_transmit(conn.socket, now, &mut batch);
             self.dispatch(effects);
-            if !batch.is_empty() {
+            if batch.is_empty() {
+                let ring = conn.release();
+                effects.ring(&conn, ring);
+            } else {
                 effects.sends.push(DirectSend { conn, batch });
-            } else if conn.release() {
-                effects.wake_writers.push(conn);
             }
         }
     }
 
     /// Tells the core that the batches in `sent` were written (`poll_transmit`) and takes what
-    /// arrived for those sockets meanwhile: into `again` for another direct round, or, if this was
-    /// the `last` round, to the writer thread. A socket with nothing more is released. Returns the
-    /// writers to wake once the lock is released.
-    fn confirm_sent(
-        &mut self,
-        sent: Vec<DirectSend>,
-        last: bool,
-        again: &mut Vec<DirectSend>,
-    ) -> Vec<Arc<ConnCtl>> {
+    /// arrived for those sockets meanwhile: into `effects.sends` for another direct round, or, if
+    /// this was the `last` round, to the writer thread. A socket with nothing more is released.
+    fn confirm_sent(&mut self, sent: Vec<DirectSend>, last: bool, effects: &mut Effects) {
         let now = Instant::now();
-        let mut wake = Vec::new();
         for DirectSend { conn, mut batch } in sent {
             batch.clear();
             self.switchboard.poll_transmit(conn.socket, now, &mut batch);
             if batch.is_empty() {
-                if conn.release() {
-                    wake.push(conn);
-                }
+                let ring = conn.release();
+                effects.ring(&conn, ring);
             } else if last {
-                if conn.hand_off(batch) {
-                    wake.push(conn);
-                }
+                let ring = conn.hand_off(batch);
+                effects.ring(&conn, ring);
             } else {
-                again.push(DirectSend { conn, batch });
+                effects.sends.push(DirectSend { conn, batch });
             }
         }
-        wake
     }
 
-    /// Releases the sockets whose direct send failed and tells the core they are gone (a no-op for
-    /// one it already closed); their Close stops their threads. Returns the writers to wake once the
-    /// lock is released.
-    fn report_failed(&mut self, failed: Vec<Arc<ConnCtl>>) -> Vec<Arc<ConnCtl>> {
+    /// Tells the core that the sockets whose direct send failed are gone (a no-op for one it
+    /// already closed), then releases them; their Close stops their threads.
+    fn report_failed(&mut self, failed: Vec<Arc<ConnCtl>>, effects: &mut Effects) {
         let now = Instant::now();
-        let mut wake = Vec::new();
         for conn in failed {
             self.switchboard.handle_closed(conn.socket, now);
-            if conn.release() {
-                wake.push(conn);
-            }
+            let ring = conn.release();
+            effects.ring(&conn, ring);
         }
-        wake
     }
 
     /// Tells the timer thread about an earlier deadline (or any deadline, with `force`).
@@ -415,6 +419,8 @@ pub(crate) struct Effects {
     /// Writers asleep that have work: woken after the lock is released, so that the core lock is
     /// not held across a `futex` wake-up (which made other threads wait for it).
     wake_writers: Vec<Arc<ConnCtl>>,
+    /// Connections whose writer thread must be started (not running, work arrived).
+    start_writers: Vec<Arc<ConnCtl>>,
     events: Vec<Event>,
 }
 
@@ -443,11 +449,23 @@ impl Effects {
             claimed: Vec::new(),
             sends: Vec::new(),
             wake_writers: Vec::new(),
+            start_writers: Vec::new(),
             events: Vec::new(),
         }
     }
 
-    /// Wakes writers, sends the direct batches, logs and closes sockets.
+    /// Records what a [`Ring`] asks for, to do once the lock is released.
+    fn ring(&mut self, conn: &Arc<ConnCtl>, ring: Ring) {
+        let list = match ring {
+            Ring::Claimed => &mut self.claimed,
+            Ring::Wake => &mut self.wake_writers,
+            Ring::Spawn => &mut self.start_writers,
+            Ring::Nothing => return,
+        };
+        list.push(Arc::clone(conn));
+    }
+
+    /// Wakes writers, sends the direct batches, starts writers, logs and closes sockets.
     fn apply(mut self, inner: &Inner) {
         let sends = std::mem::take(&mut self.sends);
         for conn in std::mem::take(&mut self.wake_writers) {
@@ -456,13 +474,16 @@ impl Effects {
         if !sends.is_empty() {
             inner.send_direct(sends);
         }
-        self.apply_local();
+        self.apply_local(inner);
     }
 
-    /// Everything but the direct sends: wakes writers, logs and closes sockets.
-    fn apply_local(self) {
+    /// Everything but the direct sends: wakes and starts writers, logs and closes sockets.
+    fn apply_local(self, inner: &Inner) {
         for conn in self.wake_writers {
             conn.wake_writer();
+        }
+        for conn in self.start_writers {
+            inner.ring(&conn, Ring::Spawn);
         }
         for event in self.events {
             match event {
