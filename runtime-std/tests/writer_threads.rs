@@ -52,7 +52,11 @@ fn clients_whose_replies_fit_in_the_socket_have_no_writer_thread() {
         thread::sleep(Duration::from_millis(5));
     }
     assert_eq!(threads_named("fw-r-"), CLIENTS);
-    assert_eq!(threads_named("fw-w-"), 0, "an idle client has a writer thread");
+    assert_eq!(
+        threads_named("fw-w-"),
+        0,
+        "an idle client has a writer thread"
+    );
     drop(clients);
     handle.shutdown();
     running.join().unwrap().unwrap();

@@ -519,4 +519,3 @@ fn report_closed(inner: &Inner, conn: &ConnCtl, err: Option<io::Error>) {
             .handle_closed(conn.socket, Instant::now());
     });
 }
-

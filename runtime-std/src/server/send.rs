@@ -200,6 +200,9 @@ mod tests {
         let all = reader.join().expect("reader thread").expect("read");
         assert_eq!(all.len(), total);
         let expected: Vec<u8> = (0..64).flat_map(|_| chunk.iter().copied()).collect();
-        assert!(all == expected, "bytes reordered or lost (sent {sent} first)");
+        assert!(
+            all == expected,
+            "bytes reordered or lost (sent {sent} first)"
+        );
     }
 }

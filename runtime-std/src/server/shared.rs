@@ -15,12 +15,12 @@
 //! which writes it (blocking) before anything else.
 
 use super::connection::{ConnCtl, Ring};
-use super::writer;
 use super::sync::{lock, wait_timeout};
 use super::timer::TimerBell;
+use super::writer;
+use bytes::Bytes;
 use fastway_core::abuse::{AuthFailures, RepeatedAuthFailures};
 use fastway_core::gateway::{CloseReason, Side};
-use bytes::Bytes;
 use fastway_core::switchboard::{Action, SocketCloseReason, SocketId, Switchboard};
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -83,7 +83,8 @@ fn drain_core(inner: &Inner, conn: &ConnCtl, batch: &mut Vec<Bytes>) {
         // flight went from 1.8 to 2.1 M msg/s, 0.75 to 0.63 µs CPU per message.
         thread::yield_now();
         let now = Instant::now();
-        let taken = inner.with_core(|shared| shared.switchboard.poll_transmit(conn.socket, now, batch));
+        let taken =
+            inner.with_core(|shared| shared.switchboard.poll_transmit(conn.socket, now, batch));
         if taken == 0 {
             return;
         }
