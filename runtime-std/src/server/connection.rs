@@ -87,6 +87,23 @@ impl ConnState {
         }
     }
 
+    /// Hands the socket on, from a thread that owned it or from a close when nobody did: a
+    /// graceful close's flush goes to that thread if no writer runs and nothing is left over;
+    /// anything else to the writer.
+    fn hand_over(&mut self) -> Release {
+        let flush_here = self.closed
+            && !self.writer_running
+            && self.pending.is_empty()
+            && self.flush.as_ref().is_some_and(|flush| !flush.is_empty());
+        if flush_here {
+            self.sending = true;
+            Release::SendFlush(self.flush.replace(Vec::new()).unwrap_or_default())
+        } else {
+            self.sending = false;
+            Release::Ring(self.writer_needed())
+        }
+    }
+
     /// Work may have arrived for the writer: says whether to wake it, start one (reserved here,
     /// so the connection stays live until it runs) or do nothing (no work, a router owns the
     /// socket and will call this again when it gives it up, or the connection is gone).
@@ -137,6 +154,18 @@ pub(crate) enum Ring {
     Nothing,
 }
 
+/// What a thread that closes a socket or gives it up must do next (see [`ConnCtl::close`],
+/// [`ConnCtl::release`]).
+#[derive(Debug)]
+pub(crate) enum Release {
+    /// The socket is closing gracefully and no writer runs: the caller keeps the socket and sends
+    /// the flush itself with [`ConnCtl::send_flush`] once the core lock is released, so closing
+    /// thousands of idle clients starts no thread.
+    SendFlush(Vec<Bytes>),
+    /// Do what the [`Ring`] says for the writer.
+    Ring(Ring),
+}
+
 /// What the reader should do next.
 enum ReaderWake {
     /// Go on; `feed` says the buffered bytes must be fed to the core before reading more.
@@ -183,11 +212,10 @@ impl ConnCtl {
     }
 
     /// A routing thread is done sending directly and the core had nothing more: it gives up the
-    /// socket. Says what the writer needs (work may have arrived meanwhile, or a close).
-    pub(crate) fn release(&self) -> Ring {
-        let mut state = lock(&self.state);
-        state.sending = false;
-        state.writer_needed()
+    /// socket, or keeps it to send a close's flush. Says what to do next (work may have arrived
+    /// meanwhile, or a close).
+    pub(crate) fn release(&self) -> Release {
+        lock(&self.state).hand_over()
     }
 
     /// A routing thread could not send `rest` without blocking: the writer writes it (blocking),
@@ -222,17 +250,48 @@ impl ConnCtl {
         }
     }
 
-    /// `Action::Close`: the reader stops; a writer writes `flush` (if any) and closes. Says what the
-    /// writer needs (woken to see the close, or started to flush).
-    pub(crate) fn close(&self, flush: Vec<Bytes>) -> Ring {
-        let ring = {
+    /// `Action::Close`: the reader stops. A non-empty `flush` (graceful shutdown) is written before
+    /// the socket is shut: by the caller if nobody writes to the socket and no writer runs
+    /// ([`Release::SendFlush`]), else by the writer or by the router that owns the socket when it
+    /// gives it up, after what they are writing.
+    pub(crate) fn close(&self, flush: Vec<Bytes>) -> Release {
+        let release = {
             let mut state = lock(&self.state);
             state.closed = true;
             state.flush = Some(flush);
-            state.writer_needed()
+            if state.sending {
+                Release::Ring(Ring::Nothing)
+            } else {
+                state.hand_over()
+            }
         };
         self.reader_bell.notify_one();
-        ring
+        release
+    }
+
+    /// Sends the flush [`ConnCtl::close`] handed to the caller, without blocking, and shuts the
+    /// socket; what does not fit goes to a writer thread (which gives it [`FLUSH_TIMEOUT`]). Says
+    /// what that writer needs.
+    ///
+    /// [`FLUSH_TIMEOUT`]: super::shared::FLUSH_TIMEOUT
+    pub(crate) fn send_flush(&self, mut flush: Vec<Bytes>) -> Ring {
+        match send::send_nonblocking(&self.stream, &mut flush) {
+            Ok(true) => {
+                self.shutdown_socket();
+                Ring::Nothing
+            }
+            Ok(false) => {
+                let mut state = lock(&self.state);
+                state.sending = false;
+                state.flush = Some(flush);
+                state.writer_needed()
+            }
+            Err(err) => {
+                log::debug!("final flush to {} {} failed: {err}", self.side, self.socket);
+                self.shutdown_socket();
+                Ring::Nothing
+            }
+        }
     }
 
     /// Shuts the socket down both ways (a syscall: never call it with the core lock held).

@@ -14,7 +14,7 @@
 //! of this runtime's time. Whatever does not fit in the socket right now goes to the writer thread,
 //! which writes it (blocking) before anything else.
 
-use super::connection::{ConnCtl, Ring};
+use super::connection::{ConnCtl, Release, Ring};
 use super::sync::{lock, wait_timeout};
 use super::timer::TimerBell;
 use super::writer;
@@ -308,8 +308,8 @@ impl Shared {
                 } => {
                     if let Some(conn) = self.conns.remove(&socket) {
                         let flushing = !flush.is_empty();
-                        let ring = conn.close(flush);
-                        effects.ring(&conn, ring);
+                        let release = conn.close(flush);
+                        effects.release(&conn, release);
                         let repeated = match reason {
                             SocketCloseReason::Peer(CloseReason::Auth(_)) => {
                                 self.auth_failures.record(conn.addr.ip(), Instant::now())
@@ -342,8 +342,8 @@ impl Shared {
             self.switchboard.poll_transmit(conn.socket, now, &mut batch);
             self.dispatch(effects);
             if batch.is_empty() {
-                let ring = conn.release();
-                effects.ring(&conn, ring);
+                let release = conn.release();
+                effects.release(&conn, release);
             } else {
                 effects.sends.push(DirectSend { conn, batch });
             }
@@ -359,8 +359,8 @@ impl Shared {
             batch.clear();
             self.switchboard.poll_transmit(conn.socket, now, &mut batch);
             if batch.is_empty() {
-                let ring = conn.release();
-                effects.ring(&conn, ring);
+                let release = conn.release();
+                effects.release(&conn, release);
             } else if last {
                 let ring = conn.hand_off(batch);
                 effects.ring(&conn, ring);
@@ -376,8 +376,8 @@ impl Shared {
         let now = Instant::now();
         for conn in failed {
             self.switchboard.handle_closed(conn.socket, now);
-            let ring = conn.release();
-            effects.ring(&conn, ring);
+            let release = conn.release();
+            effects.release(&conn, release);
         }
     }
 
@@ -421,6 +421,8 @@ pub(crate) struct Effects {
     wake_writers: Vec<Arc<ConnCtl>>,
     /// Connections whose writer thread must be started (not running, work arrived).
     start_writers: Vec<Arc<ConnCtl>>,
+    /// Graceful closes' flushes to send from this thread (the socket was claimed for it).
+    flushes: Vec<DirectSend>,
     events: Vec<Event>,
 }
 
@@ -450,7 +452,19 @@ impl Effects {
             sends: Vec::new(),
             wake_writers: Vec::new(),
             start_writers: Vec::new(),
+            flushes: Vec::new(),
             events: Vec::new(),
+        }
+    }
+
+    /// Records what a [`Release`] asks for, to do once the lock is released.
+    fn release(&mut self, conn: &Arc<ConnCtl>, release: Release) {
+        match release {
+            Release::SendFlush(flush) => self.flushes.push(DirectSend {
+                conn: Arc::clone(conn),
+                batch: flush,
+            }),
+            Release::Ring(ring) => self.ring(conn, ring),
         }
     }
 
@@ -484,6 +498,10 @@ impl Effects {
         }
         for conn in self.start_writers {
             inner.ring(&conn, Ring::Spawn);
+        }
+        for DirectSend { conn, batch } in self.flushes {
+            let ring = conn.send_flush(batch);
+            inner.ring(&conn, ring);
         }
         for event in self.events {
             match event {
