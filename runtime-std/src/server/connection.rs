@@ -4,10 +4,11 @@
 //! The threads share one `TcpStream` through an `Arc` (`&TcpStream` implements `Read` and `Write`),
 //! so a connection costs one file descriptor. The reader runs for the whole connection; the writer
 //! is started on demand (when a send would block, for a server socket's batches, for a close's
-//! flush) and ends after idling, so an idle connection costs one thread. The control block [`ConnCtl`] holds the doorbells the
-//! dispatcher rings (`Mutex` flags + `Condvar`s, so a wake-up is never lost: a flag set before the
-//! thread waits is seen when it checks). Closing uses `TcpStream::shutdown(Both)`, which makes a
-//! reader blocked in `read` return and a writer blocked in `write` fail.
+//! flush) and ends after idling, so an idle connection costs one thread. The control block
+//! [`ConnCtl`] holds the doorbells the dispatcher rings (`Mutex` flags + `Condvar`s, so a wake-up is
+//! never lost: a flag set before the thread waits is seen when it checks) and says who owns the
+//! socket for writing. Closing uses `TcpStream::shutdown(Both)`, which makes a reader blocked in
+//! `read` return and a writer blocked in `write` fail.
 
 use super::rng::{PreDrawn, SNET_POOL};
 use super::send;

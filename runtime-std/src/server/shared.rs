@@ -7,12 +7,12 @@
 //! the actions asked for ([`Effects`]). The lock is held for core work and flag flips only, never
 //! across a syscall.
 //!
-//! Direct sends: when the core has bytes for a socket whose writer thread is idle, the thread that
-//! called the core claims that socket ([`ConnCtl::on_transmit`]), takes its batch under the same lock
-//! and, after unlocking, sends it itself with a non-blocking send ([`Inner::send_direct`]). Waking the
-//! writer instead costs a `futex` wake-up and two context switches per routed batch, which made most
-//! of this runtime's time. Whatever does not fit in the socket right now goes to the writer thread,
-//! which writes it (blocking) before anything else.
+//! Direct sends: when the core has bytes for a client socket that nobody is writing to, the thread
+//! that called the core claims that socket ([`ConnCtl::on_transmit`]), takes its batch under the same
+//! lock and, after unlocking, sends it itself with a non-blocking send ([`Inner::send_direct`]).
+//! Waking the writer instead costs a `futex` wake-up and two context switches per routed batch, which
+//! made most of this runtime's time. Whatever does not fit in the socket right now goes to the writer
+//! thread (started if none runs), which writes it (blocking) before anything else.
 
 use super::connection::{ConnCtl, Release, Ring};
 use super::sync::{lock, wait_timeout};
