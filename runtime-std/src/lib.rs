@@ -1,8 +1,10 @@
 //! fastway over blocking `std` threads: the gateway server and the endpoint library.
 //!
 //! * [`GatewayServer`] drives the sans-IO [`fastway_core`] gateway with plain `std::net` sockets and OS
-//!   threads: one accept thread per listener, one reader and one writer thread per connection (small
-//!   stacks, so thousands of connections stay cheap), and one timer thread. It makes no protocol
+//!   threads: one accept thread per listener, one reader thread per connection, a writer thread per
+//!   connection only while it has writes that must wait (a client's bytes are usually sent by the
+//!   thread that routed them), small stacks so thousands of connections stay cheap, and one timer
+//!   thread. It makes no protocol
 //!   decisions: it only moves bytes, time and closes between the sockets and the core's
 //!   [`Switchboard`](fastway_core::switchboard::Switchboard), which also runs snet (reconnectable,
 //!   optionally encrypted streams) on the ports configured for it. Pick it for simple deployments that

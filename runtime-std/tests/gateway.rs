@@ -621,3 +621,44 @@ fn a_backed_up_server_pauses_its_senders_instead_of_dropping_them() {
     );
     ping(&mut client);
 }
+
+#[test]
+fn a_client_that_stops_reading_gets_every_byte_in_order_once_it_reads_again() {
+    // 16 MiB: more than loopback's socket buffers hold while the client does not read, so the
+    // gateway's non-blocking sends to it run out of room and its writer thread takes the rest;
+    // far less than the client's queue limit, so it is not dropped.
+    const FRAMES: u32 = 1024;
+    const SIZE: usize = 16 * 1024;
+    let gateway = TestGateway::start(GatewayConfig {
+        client_queue: QueueLimits {
+            max_frames: 1 << 20,
+            max_bytes: 256 << 20,
+        },
+        ..config()
+    });
+    let mut server = gateway.server(1);
+    let mut client = gateway.client();
+    let (conn, _) = open_vconn(&mut client, &mut server, 1);
+    let payload = |seq: u32| -> Vec<u8> {
+        let mut payload = seq.to_le_bytes().to_vec();
+        payload.resize(SIZE, (seq % 251) as u8);
+        payload
+    };
+    let sender = thread::spawn(move || {
+        for seq in 0..FRAMES {
+            server.write_all(&data(conn, &payload(seq))).unwrap();
+        }
+        server
+    });
+    thread::sleep(Duration::from_millis(500));
+    for seq in 0..FRAMES {
+        let frame = recv_frame(&mut client);
+        assert_eq!(u32_at(&frame, 4), conn);
+        assert_eq!(u32_at(&frame, 8), seq, "frames reordered or lost");
+        assert!(frame[8..] == payload(seq), "frame {seq} garbled");
+    }
+    let _server = sender.join().unwrap();
+    ping(&mut client);
+    assert_eq!(gateway.handle.stats().clients, 1);
+    gateway.stop();
+}

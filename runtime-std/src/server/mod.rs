@@ -2,6 +2,8 @@
 //!
 //! * [`shared`]: the core (a [`Switchboard`]) behind one lock, and the dispatch of its actions;
 //! * [`connection`]: a socket's control block, reader thread and writer thread;
+//! * [`writer`]: a connection's writer thread, started on demand;
+//! * [`send`]: blocking and non-blocking vectored writes of a batch of frames;
 //! * [`listener`]: binding with socket2 and the accept threads;
 //! * [`timer`]: the thread that fires the core's deadlines;
 //! * [`rng`]: OS randomness for server challenges and snet handshakes, drawn outside the lock;
@@ -10,9 +12,11 @@
 mod connection;
 mod listener;
 mod rng;
+mod send;
 mod shared;
 mod sync;
 mod timer;
+mod writer;
 
 use fastway_core::gateway::{GatewayConfig, GatewayStats, PeerInfo, Side};
 use fastway_core::snet::SnetConfig;
@@ -84,7 +88,8 @@ impl ServerConfig {
 /// [`bind`](GatewayServer::bind) opens both listeners (so the ports are known and errors surface
 /// before anything runs); [`run`](GatewayServer::run) serves on the calling thread until
 /// [`GatewayHandle::shutdown`] and then shuts down gracefully. Threads: one accept thread per listener,
-/// a reader and a writer per connection (64 KiB stacks), one timer thread.
+/// a reader per connection and, while it has work or for a while after, a writer (64 KiB stacks), one
+/// timer thread.
 ///
 /// # Example
 ///
@@ -135,7 +140,7 @@ impl GatewayServer {
             client_snet: config.client_snet,
             server_snet: config.server_snet,
         });
-        let inner = Arc::new(Inner::new(switchboard, settings));
+        let inner = Inner::new(switchboard, settings);
         Ok(Self {
             inner,
             client_listener,

@@ -6,17 +6,26 @@
 //! core's next deadline moved earlier, release the lock, and only then perform the syscalls and logging
 //! the actions asked for ([`Effects`]). The lock is held for core work and flag flips only, never
 //! across a syscall.
+//!
+//! Direct sends: when the core has bytes for a client socket that nobody is writing to, the thread
+//! that called the core claims that socket ([`ConnCtl::on_transmit`]), takes its batch under the same
+//! lock and, after unlocking, sends it itself with a non-blocking send ([`Inner::send_direct`]).
+//! Waking the writer instead costs a `futex` wake-up and two context switches per routed batch, which
+//! made most of this runtime's time. Whatever does not fit in the socket right now goes to the writer
+//! thread (started if none runs), which writes it (blocking) before anything else.
 
-use super::connection::ConnCtl;
+use super::connection::{ConnCtl, Release, Ring};
 use super::sync::{lock, wait_timeout};
 use super::timer::TimerBell;
+use super::writer;
+use bytes::Bytes;
 use fastway_core::abuse::{AuthFailures, RepeatedAuthFailures};
 use fastway_core::gateway::{CloseReason, Side};
 use fastway_core::switchboard::{Action, SocketCloseReason, SocketId, Switchboard};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// Adapter settings the connection threads read.
@@ -70,6 +79,8 @@ pub(crate) struct Inner {
     /// Set once `run` begins shutting down: accept threads return instead of accepting.
     stopping: AtomicBool,
     pub(crate) settings: Settings,
+    /// This `Inner` itself, for the writer threads started while performing effects.
+    me: Weak<Inner>,
 }
 
 /// The state behind the core lock.
@@ -86,8 +97,8 @@ pub(crate) struct Shared {
 }
 
 impl Inner {
-    pub(crate) fn new(switchboard: Switchboard, settings: Settings) -> Self {
-        Self {
+    pub(crate) fn new(switchboard: Switchboard, settings: Settings) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
             shared: Mutex::new(Shared {
                 switchboard,
                 conns: HashMap::new(),
@@ -101,7 +112,8 @@ impl Inner {
             stop_bell: Condvar::new(),
             stopping: AtomicBool::new(false),
             settings,
-        }
+            me: me.clone(),
+        })
     }
 
     /// Runs `f` on the core under the lock, dispatches the actions it produced, then performs their
@@ -113,16 +125,81 @@ impl Inner {
     /// [`Inner::with_core`]; with `force` the timer is re-armed to the core's next deadline even if that
     /// is later than before (the timer thread does this after `handle_timeout`).
     pub(crate) fn with_core_rearm<R>(&self, force: bool, f: impl FnOnce(&mut Shared) -> R) -> R {
-        let mut effects = Effects::default();
-        let result = {
-            let mut shared = lock(&self.shared);
-            let result = f(&mut shared);
-            shared.dispatch(&mut effects);
-            shared.rearm(&self.timer, force);
-            result
-        };
-        effects.apply();
+        let (result, effects) = self.locked(true, force, |shared, _| f(shared));
+        effects.apply(self);
         result
+    }
+
+    /// Runs `f` and the dispatch under the core lock; returns what `f` returned and the effects to
+    /// perform once unlocked. With `direct`, sockets whose writer is idle are claimed and their
+    /// batches taken, for [`Inner::send_direct`].
+    fn locked<R>(
+        &self,
+        direct: bool,
+        force: bool,
+        f: impl FnOnce(&mut Shared, &mut Effects) -> R,
+    ) -> (R, Effects) {
+        let mut effects = Effects::new(direct);
+        let mut shared = lock(&self.shared);
+        let result = f(&mut shared, &mut effects);
+        shared.dispatch(&mut effects);
+        shared.take_claimed(&mut effects);
+        shared.rearm(&self.timer, force);
+        (result, effects)
+    }
+
+    /// Sends the batches taken for claimed sockets from this thread, without blocking.
+    ///
+    /// A socket whose batch went out completely is confirmed with the core (`poll_transmit`, which
+    /// also says the last batch was written): if more arrived meanwhile it is sent in the next round,
+    /// else the socket is released. After [`DIRECT_ROUNDS`] rounds, or when the socket is full, the
+    /// rest goes to the writer thread. A failed send is reported to the core like a failed write.
+    fn send_direct(&self, mut sends: Vec<DirectSend>) {
+        for round in 1..=DIRECT_ROUNDS {
+            let mut sent = Vec::new();
+            let mut failed = Vec::new();
+            for DirectSend { conn, mut batch } in sends.drain(..) {
+                match conn.send_nonblocking(&mut batch) {
+                    Ok(true) => sent.push(DirectSend { conn, batch }),
+                    Ok(false) => {
+                        let ring = conn.hand_off(batch);
+                        self.ring(&conn, ring);
+                    }
+                    Err(err) => {
+                        log::debug!(
+                            "write to {} {} ({}) failed: {err}",
+                            conn.side,
+                            conn.socket,
+                            conn.addr
+                        );
+                        failed.push(conn);
+                    }
+                }
+            }
+            if sent.is_empty() && failed.is_empty() {
+                return;
+            }
+            let last = round == DIRECT_ROUNDS;
+            let ((), mut effects) = self.locked(!last, false, |shared, effects| {
+                shared.confirm_sent(sent, last, effects);
+                shared.report_failed(failed, effects);
+            });
+            sends.append(&mut effects.sends);
+            effects.apply_local(self);
+        }
+    }
+
+    /// Does what a [`Ring`] asks for, right away (no core lock held).
+    fn ring(&self, conn: &Arc<ConnCtl>, ring: Ring) {
+        match ring {
+            Ring::Wake => conn.wake_writer(),
+            Ring::Spawn => match self.me.upgrade() {
+                Some(me) => writer::start(&me, conn),
+                // Unreachable while a thread runs on behalf of this `Inner`; nothing to start then.
+                None => conn.writer_not_started(),
+            },
+            Ring::Claimed | Ring::Nothing => {}
+        }
     }
 
     /// Reads something from the core without calling into it (stats, peers).
@@ -191,9 +268,16 @@ impl Shared {
             match action {
                 Action::Transmit(socket) => {
                     if let Some(conn) = self.conns.get(&socket) {
-                        if conn.ring_writer() {
-                            effects.wake_writers.push(Arc::clone(conn));
-                        }
+                        // Only client sockets are sent to directly: a client's bytes come from its
+                        // server's reader, one batch per server read, and waking its writer for each
+                        // was most of this runtime's cost. A server socket gets frames from many
+                        // client readers; its writer (which yields before taking) sends them all in
+                        // one `writev`. Measured (64 B × 32, CPU µs per message): no direct sends
+                        // 0.89–0.96, direct to servers only 0.87–0.91, to both 0.60–0.74, to clients
+                        // only 0.60–0.66.
+                        let direct = effects.direct && conn.side == Side::Client;
+                        let ring = conn.on_transmit(direct);
+                        effects.ring(conn, ring);
                     }
                 }
                 Action::PauseReading(socket) => {
@@ -225,7 +309,8 @@ impl Shared {
                 } => {
                     if let Some(conn) = self.conns.remove(&socket) {
                         let flushing = !flush.is_empty();
-                        conn.close(flush);
+                        let release = conn.close(flush);
+                        effects.release(&conn, release);
                         let repeated = match reason {
                             SocketCloseReason::Peer(CloseReason::Auth(_)) => {
                                 self.auth_failures.record(conn.addr.ip(), Instant::now())
@@ -246,6 +331,57 @@ impl Shared {
         }
     }
 
+    /// Takes the batch of every socket claimed for a direct send (dispatching what that produces,
+    /// which may claim more). A claimed socket with nothing to take is released at once.
+    fn take_claimed(&mut self, effects: &mut Effects) {
+        if effects.claimed.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        while let Some(conn) = effects.claimed.pop() {
+            let mut batch = Vec::new();
+            self.switchboard.poll_transmit(conn.socket, now, &mut batch);
+            self.dispatch(effects);
+            if batch.is_empty() {
+                let release = conn.release();
+                effects.release(&conn, release);
+            } else {
+                effects.sends.push(DirectSend { conn, batch });
+            }
+        }
+    }
+
+    /// Tells the core that the batches in `sent` were written (`poll_transmit`) and takes what
+    /// arrived for those sockets meanwhile: into `effects.sends` for another direct round, or, if
+    /// this was the `last` round, to the writer thread. A socket with nothing more is released.
+    fn confirm_sent(&mut self, sent: Vec<DirectSend>, last: bool, effects: &mut Effects) {
+        let now = Instant::now();
+        for DirectSend { conn, mut batch } in sent {
+            batch.clear();
+            self.switchboard.poll_transmit(conn.socket, now, &mut batch);
+            if batch.is_empty() {
+                let release = conn.release();
+                effects.release(&conn, release);
+            } else if last {
+                let ring = conn.hand_off(batch);
+                effects.ring(&conn, ring);
+            } else {
+                effects.sends.push(DirectSend { conn, batch });
+            }
+        }
+    }
+
+    /// Tells the core that the sockets whose direct send failed are gone (a no-op for one it
+    /// already closed), then releases them; their Close stops their threads.
+    fn report_failed(&mut self, failed: Vec<Arc<ConnCtl>>, effects: &mut Effects) {
+        let now = Instant::now();
+        for conn in failed {
+            self.switchboard.handle_closed(conn.socket, now);
+            let release = conn.release();
+            effects.release(&conn, release);
+        }
+    }
+
     /// Tells the timer thread about an earlier deadline (or any deadline, with `force`).
     fn rearm(&mut self, timer: &TimerBell, force: bool) {
         let next = self.switchboard.poll_timeout();
@@ -261,12 +397,33 @@ impl Shared {
     }
 }
 
+/// How many times in a row a thread sends to the sockets it claimed before it hands what keeps
+/// arriving to their writer threads (so a reader does not stay another socket's writer for long).
+const DIRECT_ROUNDS: usize = 4;
+
+/// A batch taken for a claimed socket, to send from the claiming thread.
+#[derive(Debug)]
+struct DirectSend {
+    conn: Arc<ConnCtl>,
+    batch: Vec<Bytes>,
+}
+
 /// Side effects of dispatched actions, performed after the core lock is released.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Effects {
+    /// Whether sockets with idle writers may be claimed for a direct send.
+    direct: bool,
+    /// Sockets claimed during dispatch, whose batches are still to be taken.
+    claimed: Vec<Arc<ConnCtl>>,
+    /// Batches taken for claimed sockets: sent after the lock is released.
+    sends: Vec<DirectSend>,
     /// Writers asleep that have work: woken after the lock is released, so that the core lock is
     /// not held across a `futex` wake-up (which made other threads wait for it).
     wake_writers: Vec<Arc<ConnCtl>>,
+    /// Connections whose writer thread must be started (not running, work arrived).
+    start_writers: Vec<Arc<ConnCtl>>,
+    /// Graceful closes' flushes to send from this thread (the socket was claimed for it).
+    flushes: Vec<DirectSend>,
     events: Vec<Event>,
 }
 
@@ -289,10 +446,63 @@ enum Event {
 }
 
 impl Effects {
-    /// Wakes writers, logs and closes sockets.
-    fn apply(self) {
+    fn new(direct: bool) -> Self {
+        Self {
+            direct,
+            claimed: Vec::new(),
+            sends: Vec::new(),
+            wake_writers: Vec::new(),
+            start_writers: Vec::new(),
+            flushes: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Records what a [`Release`] asks for, to do once the lock is released.
+    fn release(&mut self, conn: &Arc<ConnCtl>, release: Release) {
+        match release {
+            Release::SendFlush(flush) => self.flushes.push(DirectSend {
+                conn: Arc::clone(conn),
+                batch: flush,
+            }),
+            Release::Ring(ring) => self.ring(conn, ring),
+        }
+    }
+
+    /// Records what a [`Ring`] asks for, to do once the lock is released.
+    fn ring(&mut self, conn: &Arc<ConnCtl>, ring: Ring) {
+        let list = match ring {
+            Ring::Claimed => &mut self.claimed,
+            Ring::Wake => &mut self.wake_writers,
+            Ring::Spawn => &mut self.start_writers,
+            Ring::Nothing => return,
+        };
+        list.push(Arc::clone(conn));
+    }
+
+    /// Wakes writers, sends the direct batches, starts writers, logs and closes sockets.
+    fn apply(mut self, inner: &Inner) {
+        let sends = std::mem::take(&mut self.sends);
+        for conn in std::mem::take(&mut self.wake_writers) {
+            conn.wake_writer();
+        }
+        if !sends.is_empty() {
+            inner.send_direct(sends);
+        }
+        self.apply_local(inner);
+    }
+
+    /// Everything but the direct sends: wakes and starts writers, logs and closes sockets.
+    fn apply_local(self, inner: &Inner) {
         for conn in self.wake_writers {
             conn.wake_writer();
+        }
+        for conn in self.start_writers {
+            inner.ring(&conn, Ring::Spawn);
+        }
+        for DirectSend { conn, batch } in self.flushes {
+            let ring = conn.send_flush(batch);
+            inner.ring(&conn, ring);
         }
         for event in self.events {
             match event {
