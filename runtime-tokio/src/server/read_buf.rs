@@ -4,8 +4,8 @@
 //! cannot be reused while they wait in a destination's queue. Allocating a fresh buffer per read made
 //! `recv` copy into cold memory: with 16 KiB messages page faults and glibc trimming its arena cost
 //! ~13 % of the gateway's time. Here a buffer whose views are still queued is parked in the pool
-//! instead of freed; the next read takes the most recently parked chunk whose views have all been
-//! dropped (`BytesMut::try_reclaim`), so the kernel writes into memory that is mapped and hot.
+//! instead of freed; the next read takes the longest-parked chunk whose views have all been dropped
+//! (`BytesMut::try_reclaim`), so the kernel writes into memory that is already mapped.
 //! The chunks are larger than a client's configured read size, so one read takes whole large frames
 //! (several at once when the client has sent them) instead of a header first and the rest later.
 //!
