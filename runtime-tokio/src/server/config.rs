@@ -31,10 +31,12 @@ pub struct ServerConfig {
     /// Bind both listeners with `SO_REUSEADDR` and `SO_REUSEPORT` (`ReusePort`), so several gateway
     /// processes can share the ports.
     pub reuse_port: bool,
-    /// Initial read-buffer capacity per client connection (`ClientBufferSize`). It is allocated only
-    /// once the client has sent something, so idle clients cost no buffer.
+    /// Read-buffer size per client connection (`ClientBufferSize`). Sizes up to 64 KiB read into
+    /// 64 KiB chunks shared through a per-thread pool (fewer reads for large frames, memory that
+    /// stays mapped); larger sizes get a buffer of their own. A buffer is held only while the client
+    /// has unconsumed bytes, so idle clients cost none.
     pub client_read_buffer: usize,
-    /// Initial read-buffer capacity per server connection (`ServerBufferSize`).
+    /// Read-buffer size per server connection (`ServerBufferSize`), pooled as for clients.
     pub server_read_buffer: usize,
 }
 

@@ -5,6 +5,7 @@
 //! snet ports) and writes it with as few syscalls as possible. Both borrow the same `TcpStream` (its readiness API works on `&self`),
 //! so the socket closes exactly when both have finished.
 
+use super::read_buf::ReadBuf;
 use super::rng::PreDrawn;
 use super::shared::{Conn, Effects, State};
 use bytes::{Bytes, BytesMut};
@@ -61,8 +62,8 @@ impl Drop for ForgetOnDrop<'_> {
 
 /// Reads until EOF, an error, or the core closing the socket.
 ///
-/// The read buffer is this socket's one `BytesMut` for life: between core calls bytes are only
-/// appended to it (the core remembers how much of it is already decrypted), never dropped.
+/// Between core calls bytes are only appended to the read buffer (the core remembers how much of it
+/// is already decrypted), never dropped; moving them to another chunk keeps them as they are.
 async fn read_loop(
     state: &State,
     conn: &Conn,
@@ -72,8 +73,8 @@ async fn read_loop(
     mut rng: PreDrawn,
 ) {
     let socket = conn.socket;
-    // No allocation until bytes have really arrived: idle connections cost no buffer.
-    let mut buf = BytesMut::new();
+    // No buffer until bytes have really arrived: idle connections cost none.
+    let mut buf = ReadBuf::new(read_buffer);
     let mut fx = Effects::default();
     loop {
         if conn.is_closed() {
@@ -88,7 +89,7 @@ async fn read_loop(
             // Resumed (whether or not we saw the pause): the core must see what we already hold
             // before we read more.
             state.call(&mut fx, |sb| {
-                sb.handle_input(socket, &mut buf, Instant::now(), &mut rng)
+                sb.handle_input(socket, buf.bytes(), Instant::now(), &mut rng)
             });
             continue;
         }
@@ -102,31 +103,32 @@ async fn read_loop(
             }
             () = conn.read.notified() => continue,
         }
-        let fresh = buf.capacity() == 0;
-        reserve(&mut buf, read_buffer, &decoder);
-        match read_once(stream, &mut buf).await {
+        buf.prepare(&decoder);
+        match read_once(stream, buf.bytes()).await {
             Some(Ok(0)) => {
                 state.call(&mut fx, |sb| sb.handle_closed(socket, Instant::now()));
                 return;
             }
             Some(Ok(_)) => {
                 state.call(&mut fx, |sb| {
-                    sb.handle_input(socket, &mut buf, Instant::now(), &mut rng)
+                    sb.handle_input(socket, buf.bytes(), Instant::now(), &mut rng)
                 });
                 // A client that has sent all it had may go quiet for long: an idle connection
-                // keeps no buffer (DESIGN.md §5). A busy one gets a fresh one on its next read,
-                // which costs far less than the read itself. Servers are few and busy: they keep
-                // theirs for reuse.
+                // keeps no buffer (DESIGN.md §5). Its chunk goes back to the thread's pool, where
+                // the next read of any connection finds it (hot, once its frames are written).
+                // Servers are few and busy: they keep theirs.
                 if conn.side == Side::Client && buf.is_empty() {
-                    buf = BytesMut::new();
+                    buf.release();
                     fx = Effects::default();
                 }
             }
             None => {
                 // Spurious readiness (a fresh socket is reported readable before any byte): give
-                // the (still empty) buffer back so an idle connection keeps costing nothing.
-                if fresh && buf.is_empty() {
-                    buf = BytesMut::new();
+                // the (still empty) buffer back so an idle connection keeps costing nothing. (No
+                // flag remembers whether the buffer was just taken: tokio rounds a task up to 128
+                // bytes, and one more byte of state costs every idle connection 128.)
+                if buf.is_empty() {
+                    buf.release();
                 }
             }
             Some(Err(err)) if err.kind() == io::ErrorKind::Interrupted => {}
@@ -156,21 +158,6 @@ async fn read_once(stream: &mut ReadHalf<'_>, buf: &mut BytesMut) -> Option<io::
         })
     })
     .await
-}
-
-/// Makes room for the next read. A frame whose length field is in gets room for all of it at once;
-/// otherwise the buffer is topped up to `read_buffer` when little room is left. `reserve` reclaims
-/// the allocation once the frames split off it have been written and dropped.
-fn reserve(buf: &mut BytesMut, read_buffer: usize, decoder: &FrameDecoder) {
-    let spare = buf.capacity() - buf.len();
-    let missing = decoder
-        .frame_len_hint(buf)
-        .map_or(0, |total| total.saturating_sub(buf.len()));
-    if spare < missing {
-        buf.reserve(missing.max(read_buffer));
-    } else if spare < (read_buffer / 4).max(1) {
-        buf.reserve(read_buffer);
-    }
 }
 
 /// Why a write stopped early.

@@ -9,12 +9,14 @@
 //! * `shared`: the lock around the core and the dispatch of its actions;
 //! * `listener`: bind with socket2, accept with back-off;
 //! * `connection`: a reader and a writer per socket;
+//! * `read_buf`: read buffers drawn from a per-thread pool of chunks;
 //! * `timer`: the task that fires the core's deadlines;
 //! * `rng`: randomness (server challenges, snet handshakes) drawn outside the lock.
 
 mod config;
 mod connection;
 mod listener;
+mod read_buf;
 mod rng;
 mod shared;
 mod timer;
