@@ -75,6 +75,9 @@ pub(crate) struct Conn {
     pub(crate) closing: bool,
     /// The socket is in the loop's list of sockets to write this wake-up.
     pub(crate) dirty: bool,
+    /// The peer shut its side (a read-closed edge came): read until EOF, since a short read no
+    /// longer proves the socket drained (the EOF edge came with the last bytes and will not repeat).
+    pub(crate) read_closed: bool,
     /// Randomness for the core's draws on this socket (snet handshake), drawn at accept.
     pub(crate) rng: PreDrawn,
 }
@@ -112,6 +115,7 @@ impl Conn {
             paused: false,
             closing: false,
             dirty: false,
+            read_closed: false,
             rng,
         }
     }
@@ -129,7 +133,11 @@ impl Conn {
                 Ok(0) => return ReadOutcome::Eof,
                 // A read that did not fill the room proves the socket drained: the next bytes
                 // bring a new readable edge, so no extra `read` that fails with `EAGAIN` is needed.
-                Ok(n) => return ReadOutcome::Data { drained: n < spare },
+                Ok(n) => {
+                    return ReadOutcome::Data {
+                        drained: n < spare && !self.read_closed,
+                    };
+                }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::Empty,
                 Err(err) => return ReadOutcome::Failed(err),

@@ -158,6 +158,11 @@ impl EventLoop {
                 if writable {
                     self.on_writable(token);
                 }
+                if event.is_read_closed() || event.is_error() {
+                    if let Some(conn) = self.conns.get_mut(&token) {
+                        conn.read_closed = true;
+                    }
+                }
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
                     self.read(core, token);
                 }
