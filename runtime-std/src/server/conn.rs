@@ -195,3 +195,91 @@ fn read_into(mut stream: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
     buf.truncate(start + read);
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::net::TcpListener;
+    use std::time::{Duration, Instant};
+
+    /// A connection over a loopback socket, and the peer's end.
+    fn conn() -> (Conn, std::net::TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let peer =
+            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (ours, addr) = listener.accept().expect("accept");
+        ours.set_nonblocking(true).expect("non-blocking");
+        let rng = PreDrawn::draw(0).expect("no randomness needed");
+        let id = fastway_core::switchboard::Switchboard::new(Default::default())
+            .accept_with_challenge(
+                Side::Client,
+                Instant::now(),
+                fastway_core::auth::Challenge([0; fastway_core::auth::CHALLENGE_LEN]),
+            )
+            .expect("a client slot");
+        let conn = Conn::new(id, Side::Client, addr, TcpStream::from_std(ours), rng);
+        (conn, peer)
+    }
+
+    /// Reads until something other than "nothing yet" comes (the bytes cross loopback at once, but
+    /// not synchronously).
+    fn read_some(conn: &mut Conn, decoder: &FrameDecoder) -> ReadOutcome {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            match conn.read(64, decoder) {
+                ReadOutcome::Empty if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    #[test]
+    fn a_short_read_counts_as_drained_until_the_peer_closed() {
+        let decoder = FrameDecoder::new(1024);
+        let (mut conn, mut peer) = conn();
+        peer.write_all(b"abc").expect("write");
+        assert!(matches!(
+            read_some(&mut conn, &decoder),
+            ReadOutcome::Data { drained: true }
+        ));
+        // Bytes and EOF arrive together: the short read must not end the round, or the EOF
+        // (whose edge came with the bytes) would never be seen.
+        conn.read_closed = true;
+        peer.write_all(b"def").expect("write");
+        drop(peer);
+        assert!(matches!(
+            read_some(&mut conn, &decoder),
+            ReadOutcome::Data { drained: false }
+        ));
+        assert!(matches!(read_some(&mut conn, &decoder), ReadOutcome::Eof));
+        assert_eq!(conn.read_buf.as_deref(), Some(&b"abcdef"[..]));
+    }
+
+    #[test]
+    fn an_empty_read_buffer_is_released_and_a_partial_frame_is_kept() {
+        let decoder = FrameDecoder::new(1024);
+        let (mut conn, mut peer) = conn();
+        peer.write_all(b"xy").expect("write");
+        assert!(matches!(
+            read_some(&mut conn, &decoder),
+            ReadOutcome::Data { .. }
+        ));
+        conn.release_drained_buffer();
+        assert_eq!(
+            conn.read_buf.as_deref(),
+            Some(&b"xy"[..]),
+            "unconsumed bytes dropped"
+        );
+        if let Some(buf) = conn.read_buf.as_mut() {
+            buf.clear();
+        }
+        conn.release_drained_buffer();
+        assert!(
+            conn.read_buf.is_none(),
+            "a drained connection keeps its buffer"
+        );
+    }
+}
