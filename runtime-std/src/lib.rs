@@ -1,14 +1,15 @@
 //! fastway over blocking `std` threads: the gateway server and the endpoint library.
 //!
-//! * [`GatewayServer`] drives the sans-IO [`fastway_core`] gateway with plain `std::net` sockets and OS
-//!   threads: one accept thread per listener, one reader thread per connection, a writer thread per
-//!   connection only while it has writes that must wait (a client's bytes are usually sent by the
-//!   thread that routed them), small stacks so thousands of connections stay cheap, and one timer
-//!   thread. It makes no protocol
-//!   decisions: it only moves bytes, time and closes between the sockets and the core's
+//! * [`GatewayServer`] drives the sans-IO [`fastway_core`] gateway with non-blocking sockets on one
+//!   OS thread: the thread that calls [`GatewayServer::run`] waits in a readiness loop (`mio`, i.e.
+//!   `epoll`/`kqueue`) for both listeners and every connection, reads what arrived, feeds the core and
+//!   writes each socket's batch with one vectored send per wake-up. No thread per connection and no
+//!   async runtime: a connection costs a file descriptor and a small control block (a read buffer
+//!   only while bytes are in flight). It makes no protocol decisions: it only moves bytes, time and
+//!   closes between the sockets and the core's
 //!   [`Switchboard`](fastway_core::switchboard::Switchboard), which also runs snet (reconnectable,
-//!   optionally encrypted streams) on the ports configured for it. Pick it for simple deployments that
-//!   want no async runtime at all.
+//!   optionally encrypted streams) on the ports configured for it. Pick it for simple deployments
+//!   that want no async runtime at all.
 //! * [`Endpoint`] is what a game client or game server embeds: connect to the gateway, dial or accept
 //!   virtual connections, send and receive messages on them, with blocking calls.
 

@@ -625,7 +625,7 @@ fn a_backed_up_server_pauses_its_senders_instead_of_dropping_them() {
 #[test]
 fn a_client_that_stops_reading_gets_every_byte_in_order_once_it_reads_again() {
     // 16 MiB: more than loopback's socket buffers hold while the client does not read, so the
-    // gateway's non-blocking sends to it run out of room and its writer thread takes the rest;
+    // gateway's non-blocking sends to it run out of room and the rest waits for a writable edge;
     // far less than the client's queue limit, so it is not dropped.
     const FRAMES: u32 = 1024;
     const SIZE: usize = 16 * 1024;

@@ -1,4 +1,5 @@
-//! The blocking std runtime: threads per connection; `run` blocks this thread until shutdown.
+//! The std runtime: one readiness-loop thread serves every connection; `run` blocks this thread until
+//! shutdown.
 
 use super::{
     Bound, Control, RunningGateway, ServeOptions, impl_control, report_bind, server_config,

@@ -1,14 +1,12 @@
-//! Binding the two listeners (socket2, optional reuse-port) and the accept threads.
+//! Binding the two listeners (socket2, optional reuse-port) and accepting on them from the event
+//! loop, with a back-off after failures.
 
-use super::connection;
-use super::shared::Inner;
 use fastway_core::gateway::Side;
+use mio::net::{TcpListener, TcpStream};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::thread;
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 /// Backlog of both listeners.
 const BACKLOG: i32 = 1024;
@@ -16,14 +14,16 @@ const BACKLOG: i32 = 1024;
 const MIN_BACKOFF: Duration = Duration::from_millis(5);
 /// Longest pause between failed `accept`s.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
-/// How long the shutdown wake-up connection may take.
-const WAKE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Binds a listener for `side` at `addr` and logs the address actually bound.
 ///
 /// The error says which listener failed and where, in the original's words
 /// (`setup client listener at <addr> failed - <err>`).
-pub(crate) fn bind(side: Side, addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+pub(crate) fn bind(
+    side: Side,
+    addr: SocketAddr,
+    reuse_port: bool,
+) -> io::Result<std::net::TcpListener> {
     let listener = bind_socket(addr, reuse_port).map_err(|err| {
         io::Error::new(
             err.kind(),
@@ -35,7 +35,7 @@ pub(crate) fn bind(side: Side, addr: SocketAddr, reuse_port: bool) -> io::Result
     Ok(listener)
 }
 
-fn bind_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+fn bind_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if reuse_port {
         socket.set_reuse_address(true)?;
@@ -68,51 +68,72 @@ fn set_reuse_port(_socket: &Socket) -> io::Result<()> {
     ))
 }
 
-/// Body of an accept thread: accept until the gateway stops, registering each socket. Failed accepts
-/// (out of file descriptors, aborted handshakes, ...) are logged and retried after a growing pause.
-pub(crate) fn accept_loop(inner: &Arc<Inner>, listener: TcpListener, side: Side) {
-    let mut backoff: Option<Duration> = None;
-    loop {
-        let accepted = listener.accept();
-        if inner.is_stopping() {
-            return;
-        }
-        match accepted {
-            Ok((stream, addr)) => {
-                backoff = None;
-                connection::open(inner, stream, addr, side);
-            }
-            Err(err) => {
-                let delay = backoff.map_or(MIN_BACKOFF, |last| (last * 2).min(MAX_BACKOFF));
-                backoff = Some(delay);
-                log::warn!("accept on the {side} listener failed: {err}; retrying in {delay:?}");
-                thread::sleep(delay);
-                if inner.is_stopping() {
-                    return;
-                }
-            }
-        }
-    }
+/// One listening port in the event loop: the non-blocking listener and its accept back-off.
+///
+/// mio reports a listener's readiness as an edge: every accept round drains it until `WouldBlock`.
+/// A failed `accept` (out of file descriptors, an aborted handshake, ...) is logged and the port
+/// rests for a growing pause (the pending connection stays in the backlog), after which the loop
+/// tries again; a success resets the pause.
+#[derive(Debug)]
+pub(crate) struct Acceptor {
+    /// Which port this is.
+    pub(crate) side: Side,
+    /// The listening socket, registered with the loop's poll.
+    pub(crate) listener: TcpListener,
+    /// The pause after the last failure, while failures go on.
+    backoff: Option<Duration>,
+    /// When to try again after a failure.
+    retry_at: Option<Instant>,
 }
 
-/// Wakes an accept thread blocked in `accept` on `local` so it sees the stop flag: connect to the
-/// listener itself. If that fails, shut the listening socket down (which also wakes `accept` on Linux).
-pub(crate) fn wake(local: SocketAddr, listener: Option<&Socket>) {
-    let target = match local.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => {
-            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), local.port())
+impl Acceptor {
+    /// Wraps a bound listener (made non-blocking here).
+    pub(crate) fn new(side: Side, listener: std::net::TcpListener) -> io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        Ok(Self {
+            side,
+            listener: TcpListener::from_std(listener),
+            backoff: None,
+            retry_at: None,
+        })
+    }
+
+    /// When the loop must wake up to retry after a failed accept.
+    pub(crate) fn retry_at(&self) -> Option<Instant> {
+        self.retry_at
+    }
+
+    /// Accepts every pending socket, handing each to `open`, unless the port rests after a failure
+    /// (until `now` passes its retry time).
+    pub(crate) fn accept_all(
+        &mut self,
+        now: Instant,
+        mut open: impl FnMut(TcpStream, SocketAddr, Side),
+    ) {
+        if self.retry_at.is_some_and(|at| now < at) {
+            return;
         }
-        IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), local.port())
-        }
-        _ => local,
-    };
-    match TcpStream::connect_timeout(&target, WAKE_TIMEOUT) {
-        Ok(stream) => drop(stream),
-        Err(err) => {
-            log::debug!("wake-up connection to {target} failed: {err}");
-            if let Some(socket) = listener {
-                let _ = socket.shutdown(Shutdown::Read);
+        self.retry_at = None;
+        loop {
+            match self.listener.accept() {
+                Ok((stream, addr)) => {
+                    self.backoff = None;
+                    open(stream, addr, self.side);
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    let delay = self
+                        .backoff
+                        .map_or(MIN_BACKOFF, |last| (last * 2).min(MAX_BACKOFF));
+                    self.backoff = Some(delay);
+                    self.retry_at = Some(now + delay);
+                    let side = self.side;
+                    log::warn!(
+                        "accept on the {side} listener failed: {err}; retrying in {delay:?}"
+                    );
+                    return;
+                }
             }
         }
     }

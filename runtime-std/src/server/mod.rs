@@ -1,42 +1,37 @@
-//! The gateway server: two listeners, threads per connection, one timer, graceful shutdown.
+//! The gateway server: one thread running a readiness loop over every socket, driving the core.
 //!
-//! * [`shared`]: the core (a [`Switchboard`]) behind one lock, and the dispatch of its actions;
-//! * [`connection`]: a socket's control block, reader thread and writer thread;
-//! * [`writer`]: a connection's writer thread, started on demand;
-//! * [`send`]: blocking and non-blocking vectored writes of a batch of frames;
-//! * [`listener`]: binding with socket2 and the accept threads;
-//! * [`timer`]: the thread that fires the core's deadlines;
-//! * [`rng`]: OS randomness for server challenges and snet handshakes, drawn outside the lock;
-//! * [`sync`]: poison-tolerant lock helpers.
+//! * [`event_loop`]: the loop (`mio::Poll` over non-blocking sockets), the core's actions, timers,
+//!   graceful shutdown;
+//! * [`conn`]: one accepted socket as the loop sees it (read buffer, write queue, flags);
+//! * [`open`]: taking a freshly accepted socket (options, randomness, registrations);
+//! * [`send`]: non-blocking vectored writes of a batch of frames;
+//! * [`listener`]: binding with socket2, accepting with a back-off after failures;
+//! * [`control`]: what the loop shares with the handles (the core behind a lock, the stop flag and
+//!   waker);
+//! * [`log`]: the close log lines;
+//! * [`rng`]: OS randomness for server challenges and snet handshakes;
+//! * [`sync`]: poison-tolerant locking.
 
-mod connection;
+mod conn;
+mod control;
+mod event_loop;
 mod listener;
+mod log;
+mod open;
 mod rng;
 mod send;
-mod shared;
 mod sync;
-mod timer;
-mod writer;
 
+use control::Control;
+use event_loop::{EventLoop, WAKER};
 use fastway_core::gateway::{GatewayConfig, GatewayStats, PeerInfo, Side};
 use fastway_core::snet::SnetConfig;
 use fastway_core::switchboard::{Switchboard, SwitchboardConfig};
-use shared::{FLUSH_TIMEOUT, Inner, Settings};
-use socket2::Socket;
+use listener::Acceptor;
+use mio::{Poll, Waker};
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
-
-/// Extra time `run` gives connection threads after the flush timeout before it force-closes sockets.
-const FLUSH_GRACE: Duration = Duration::from_millis(500);
-/// How long `run` waits for threads after force-closing their sockets.
-const FINAL_WAIT: Duration = Duration::from_secs(1);
-/// How long `run` waits for an accept or timer thread to return.
-const JOIN_TIMEOUT: Duration = Duration::from_secs(2);
-/// Stack size of the accept and timer threads.
-const SERVICE_STACK_SIZE: usize = 128 * 1024;
 
 /// Everything the adapter needs: the core's [`GatewayConfig`], snet per port, addresses and buffers.
 ///
@@ -83,13 +78,13 @@ impl ServerConfig {
     }
 }
 
-/// A fastway gateway over blocking std threads: bound, ready to [`run`](GatewayServer::run).
+/// A fastway gateway on one blocking std thread: bound, ready to [`run`](GatewayServer::run).
 ///
 /// [`bind`](GatewayServer::bind) opens both listeners (so the ports are known and errors surface
 /// before anything runs); [`run`](GatewayServer::run) serves on the calling thread until
-/// [`GatewayHandle::shutdown`] and then shuts down gracefully. Threads: one accept thread per listener,
-/// a reader per connection and, while it has work or for a while after, a writer (64 KiB stacks), one
-/// timer thread.
+/// [`GatewayHandle::shutdown`] and then shuts down gracefully. No other thread is started: the
+/// calling thread waits in `epoll` (through mio) for every socket at once, so a connection costs a
+/// file descriptor and a small control block, and a read buffer only while bytes are in flight.
 ///
 /// # Example
 ///
@@ -110,9 +105,8 @@ impl ServerConfig {
 /// ```
 #[derive(Debug)]
 pub struct GatewayServer {
-    inner: Arc<Inner>,
-    client_listener: TcpListener,
-    server_listener: TcpListener,
+    event_loop: EventLoop,
+    control: Arc<Control>,
     client_addr: SocketAddr,
     server_addr: SocketAddr,
 }
@@ -122,13 +116,13 @@ impl GatewayServer {
     /// (`setup client listener at - <addr>`, `setup server listener at - <addr>`).
     ///
     /// Fails if either address cannot be bound (in use, not local, reuse-port unsupported); the error
-    /// names the listener and the address.
+    /// names the listener and the address. Also fails if the OS refuses an `epoll` instance.
     pub fn bind(config: ServerConfig) -> io::Result<Self> {
         let client_listener = listener::bind(Side::Client, config.client_addr, config.reuse_port)?;
         let server_listener = listener::bind(Side::Server, config.server_addr, config.reuse_port)?;
         let client_addr = client_listener.local_addr()?;
         let server_addr = server_listener.local_addr()?;
-        let settings = Settings {
+        let settings = conn::Settings {
             client_read_buffer: config.client_read_buffer,
             server_read_buffer: config.server_read_buffer,
             max_packet: config.gateway.max_packet,
@@ -140,11 +134,17 @@ impl GatewayServer {
             client_snet: config.client_snet,
             server_snet: config.server_snet,
         });
-        let inner = Inner::new(switchboard, settings);
+        let poll = Poll::new()?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        let control = Arc::new(Control::new(switchboard, waker));
+        let acceptors = vec![
+            Acceptor::new(Side::Client, client_listener)?,
+            Acceptor::new(Side::Server, server_listener)?,
+        ];
+        let event_loop = EventLoop::new(poll, acceptors, settings, Arc::clone(&control))?;
         Ok(Self {
-            inner,
-            client_listener,
-            server_listener,
+            event_loop,
+            control,
             client_addr,
             server_addr,
         })
@@ -163,109 +163,18 @@ impl GatewayServer {
     /// A handle to inspect or stop the gateway from other threads (signal handlers, command files).
     pub fn handle(&self) -> GatewayHandle {
         GatewayHandle {
-            inner: Arc::clone(&self.inner),
+            control: Arc::clone(&self.control),
         }
     }
 
-    /// Serves until [`GatewayHandle::shutdown`] is called, then shuts down gracefully and returns.
+    /// Serves on the calling thread until [`GatewayHandle::shutdown`] is called, then shuts down
+    /// gracefully and returns.
     ///
     /// Shutdown: stop accepting, let the core close every connection (each peer gets the Close frames
-    /// of its vconns), give writers up to 2 s to flush, force-close what is left, wait (bounded) for
-    /// every thread. Fails only if the accept or timer threads cannot be started.
+    /// of its vconns), give the sockets up to 2 s to take those bytes, then close what is left. Fails
+    /// only if waiting for the sockets fails (the gateway is still shut down first).
     pub fn run(self) -> io::Result<()> {
-        let Self {
-            inner,
-            client_listener,
-            server_listener,
-            client_addr,
-            server_addr,
-        } = self;
-        // Duplicates of the listening sockets, only to wake the accept threads at shutdown.
-        let wakers = [
-            (
-                client_addr,
-                client_listener.try_clone().map(Socket::from).ok(),
-            ),
-            (
-                server_addr,
-                server_listener.try_clone().map(Socket::from).ok(),
-            ),
-        ];
-        let mut services: Vec<JoinHandle<()>> = Vec::new();
-        let started = start_services(&inner, client_listener, server_listener, &mut services);
-        if started.is_ok() {
-            inner.wait_stop_requested();
-        }
-        log::info!("gateway shutting down");
-        inner.begin_stopping();
-        for (addr, socket) in &wakers {
-            listener::wake(*addr, socket.as_ref());
-        }
-        inner.timer.stop();
-        join_bounded(services, Instant::now() + JOIN_TIMEOUT);
-        drop(wakers);
-
-        inner.with_core(|shared| shared.switchboard.shutdown(Instant::now()));
-        let left = inner.wait_live_empty(Instant::now() + FLUSH_TIMEOUT + FLUSH_GRACE);
-        if left > 0 {
-            log::warn!("{left} connections did not finish flushing; closing them");
-            for conn in inner.live_conns() {
-                conn.shutdown_socket();
-            }
-            let left = inner.wait_live_empty(Instant::now() + FINAL_WAIT);
-            if left > 0 {
-                log::warn!("{left} connections still have threads running; leaving them detached");
-            }
-        }
-        log::info!("gateway stopped");
-        started
-    }
-}
-
-/// Starts the two accept threads and the timer thread.
-fn start_services(
-    inner: &Arc<Inner>,
-    client_listener: TcpListener,
-    server_listener: TcpListener,
-    services: &mut Vec<JoinHandle<()>>,
-) -> io::Result<()> {
-    let timer_inner = Arc::clone(inner);
-    services.push(spawn_service("fw-timer", move || timer::run(&timer_inner))?);
-    for (side, listener) in [
-        (Side::Client, client_listener),
-        (Side::Server, server_listener),
-    ] {
-        let accept_inner = Arc::clone(inner);
-        let name = format!("fw-accept-{side}");
-        services.push(spawn_service(&name, move || {
-            listener::accept_loop(&accept_inner, listener, side);
-        })?);
-    }
-    Ok(())
-}
-
-fn spawn_service(name: &str, body: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
-    thread::Builder::new()
-        .name(name.to_owned())
-        .stack_size(SERVICE_STACK_SIZE)
-        .spawn(body)
-        .map_err(|err| io::Error::new(err.kind(), format!("cannot start thread {name}: {err}")))
-}
-
-/// Joins `handles`, but gives up on (detaches) any that has not finished by `deadline`.
-fn join_bounded(handles: Vec<JoinHandle<()>>, deadline: Instant) {
-    for handle in handles {
-        while !handle.is_finished() && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(5));
-        }
-        if handle.is_finished() {
-            if handle.join().is_err() {
-                log::error!("a gateway service thread panicked");
-            }
-        } else {
-            let name = handle.thread().name().unwrap_or("?").to_owned();
-            log::warn!("thread {name} did not stop in time; leaving it detached");
-        }
+        self.event_loop.run()
     }
 }
 
@@ -273,24 +182,24 @@ fn join_bounded(handles: Vec<JoinHandle<()>>, deadline: Instant) {
 /// connections, or stop it.
 #[derive(Debug, Clone)]
 pub struct GatewayHandle {
-    inner: Arc<Inner>,
+    control: Arc<Control>,
 }
 
 impl GatewayHandle {
     /// A snapshot of the gateway's counters (for the `stats` command and monitoring).
     pub fn stats(&self) -> GatewayStats {
-        self.inner.inspect(Switchboard::stats)
+        self.control.core().stats()
     }
 
     /// Every peer the gateway knows, ordered by handle (for the `conns` command). On an snet port a
     /// peer is a session: it stays listed while its link is down and it waits for a reconnect.
     pub fn peers(&self) -> Vec<PeerInfo> {
-        self.inner.inspect(Switchboard::peers)
+        self.control.core().peers()
     }
 
     /// Asks the gateway to stop; [`GatewayServer::run`] then shuts down gracefully and returns. Safe to
     /// call more than once, from any thread, also before `run` starts.
     pub fn shutdown(&self) {
-        self.inner.request_stop();
+        self.control.request_stop();
     }
 }

@@ -1,13 +1,13 @@
-//! Writing a batch of frames to a socket: blocking (the writer thread) or non-blocking (a routing
-//! thread writing directly to a destination whose writer is idle).
+//! Writing a batch of frames to a non-blocking socket: one vectored `send` per call as long as the
+//! socket takes everything (so a socket gets one `writev` per event-loop wake-up), continuing after
+//! partial writes until the socket is full.
 //!
-//! Both walk the batch with a [`Cursor`] and hand at most [`MAX_SLICES`] slices to one vectored
-//! call, continuing after partial writes.
+//! The batch is walked with a [`Cursor`] that hands at most [`MAX_SLICES`] slices to one vectored
+//! call.
 
 use bytes::{Buf, Bytes};
 use socket2::SockRef;
-use std::io::{self, IoSlice, Write};
-use std::net::TcpStream;
+use std::io::{self, IoSlice};
 
 /// Most slices handed to one vectored write (well under every platform's `IOV_MAX`).
 const MAX_SLICES: usize = 64;
@@ -93,27 +93,12 @@ fn write_with(
     }
 }
 
-/// Writes every byte of `batch`, blocking while the socket's send buffer is full.
-pub(crate) fn write_batch(mut stream: &TcpStream, batch: &[Bytes]) -> io::Result<()> {
-    let mut cursor = write_with(batch, |slices| stream.write_vectored(slices))?;
-    match cursor.rest(batch) {
-        None => Ok(()),
-        // A blocking socket only says `WouldBlock` when its write timeout (the shutdown flush bound)
-        // expired.
-        Some(_) => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "write timed out with bytes left",
-        )),
-    }
-}
-
 /// Writes as much of `batch` as the socket takes without blocking and removes it from `batch`:
 /// returns `true` if nothing is left, `false` if the rest (left in `batch`) must wait for room.
 ///
-/// The socket itself stays blocking (its writer thread relies on that); only this call is
-/// non-blocking, through `MSG_DONTWAIT`.
-pub(crate) fn send_nonblocking(stream: &TcpStream, batch: &mut Vec<Bytes>) -> io::Result<bool> {
-    let socket = SockRef::from(stream);
+/// The call is non-blocking through `MSG_DONTWAIT` whatever the socket's mode, and never raises
+/// `SIGPIPE` on Linux (`MSG_NOSIGNAL`).
+pub(crate) fn send_nonblocking(socket: SockRef<'_>, batch: &mut Vec<Bytes>) -> io::Result<bool> {
     let mut cursor = write_with(batch, |slices| {
         socket.send_vectored_with_flags(slices, SEND_FLAGS)
     })?;
@@ -139,7 +124,7 @@ const SEND_FLAGS: libc::c_int = libc::MSG_DONTWAIT;
 mod tests {
     use super::*;
     use std::io::Read;
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
 
     fn pair() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -172,7 +157,7 @@ mod tests {
     fn nonblocking_send_delivers_everything_that_fits() {
         let (client, mut server) = pair();
         let mut batch = vec![Bytes::from_static(b"hello "), Bytes::from_static(b"world")];
-        assert!(send_nonblocking(&client, &mut batch).expect("send"));
+        assert!(send_nonblocking(SockRef::from(&client), &mut batch).expect("send"));
         assert!(batch.is_empty());
         let mut got = [0u8; 11];
         server.read_exact(&mut got).expect("read");
@@ -186,7 +171,7 @@ mod tests {
         let chunk = Bytes::from((0..=255u8).cycle().take(1 << 20).collect::<Vec<u8>>());
         let mut batch: Vec<Bytes> = (0..64).map(|_| chunk.clone()).collect();
         let total: usize = batch.iter().map(Bytes::len).sum();
-        let done = send_nonblocking(&client, &mut batch).expect("send");
+        let done = send_nonblocking(SockRef::from(&client), &mut batch).expect("send");
         assert!(!done, "64 MiB fitted into the socket buffers");
         let left: usize = batch.iter().map(Bytes::len).sum();
         assert!(left > 0 && left < total);
@@ -195,7 +180,10 @@ mod tests {
             let mut all = Vec::with_capacity(total);
             server.read_to_end(&mut all).map(|_| all)
         });
-        write_batch(&client, &batch).expect("blocking write of the rest");
+        // The rest goes out as the reader makes room, in order.
+        while !send_nonblocking(SockRef::from(&client), &mut batch).expect("send the rest") {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         drop(client);
         let all = reader.join().expect("reader thread").expect("read");
         assert_eq!(all.len(), total);
