@@ -52,7 +52,7 @@ pub enum RuntimeChoice {
     Tokio,
     /// The smol runtime.
     Smol,
-    /// The blocking std-threads runtime.
+    /// The std runtime (one blocking thread, readiness loop, no async runtime).
     Std,
     /// All three, one after the other, in the same run.
     All,

@@ -59,7 +59,8 @@ pub enum RuntimeKind {
     Tokio,
     /// smol / async-io (Cargo feature `rt-smol`).
     Smol,
-    /// Blocking `std::net` threads (Cargo feature `rt-std`).
+    /// `std::net` sockets on one blocking thread running a readiness loop, no async runtime (Cargo
+    /// feature `rt-std`).
     Std,
 }
 
