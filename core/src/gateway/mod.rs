@@ -45,7 +45,7 @@ use crate::auth::{self, AuthError, Challenge, RESPONSE_LEN};
 use crate::frame::{Command, DataFrame, Frame, FrameDecoder};
 use crate::idmap::IdMap;
 use bytes::{Bytes, BytesMut};
-use peer::{Peer, PeerState};
+use peer::{Handshake, Peer, PeerState};
 use presence::OfflineServers;
 use rand_core::Rng;
 use stats::Refusal;
@@ -137,10 +137,10 @@ impl Gateway {
     /// [`accept_server`](Self::accept_server) with a challenge the runtime drew itself, so that the
     /// OS RNG is read outside whatever lock guards the gateway.
     pub fn accept_server_with_challenge(&mut self, now: Instant, challenge: Challenge) -> PeerId {
-        let state = PeerState::Handshake {
+        let state = PeerState::Handshake(Box::new(Handshake {
             challenge,
             deadline: now + self.config.handshake_timeout,
-        };
+        }));
         let id = self.insert_peer(Peer::new(Side::Server, state, 0, now));
         self.enqueue_raw(id, &challenge.0, now);
         self.schedule_peer(id);
@@ -209,8 +209,9 @@ impl Gateway {
         let Some(peer) = self.peers.get_mut(&id.0) else {
             return false;
         };
-        let PeerState::Handshake { challenge, .. } = peer.state else {
-            return true;
+        let challenge = match &peer.state {
+            PeerState::Handshake(handshake) => handshake.challenge,
+            PeerState::Active => return true,
         };
         let Some(answer) = buf.get(..RESPONSE_LEN) else {
             return false;
@@ -737,8 +738,8 @@ impl Gateway {
     /// The earliest deadline of `id` and what happens when it passes.
     fn peer_deadline(&self, id: PeerId) -> Option<(Instant, CloseReason)> {
         let peer = self.peers.get(&id.0)?;
-        if let PeerState::Handshake { deadline, .. } = peer.state {
-            return Some((deadline, CloseReason::Auth(AuthError::Timeout)));
+        if let PeerState::Handshake(handshake) = &peer.state {
+            return Some((handshake.deadline, CloseReason::Auth(AuthError::Timeout)));
         }
         let idle = match peer.side {
             Side::Client => self.config.client_idle_timeout,

@@ -45,13 +45,21 @@ impl fmt::Display for PeerId {
 /// Where a connection is in its life.
 #[derive(Debug)]
 pub(crate) enum PeerState {
-    /// A server that has not yet answered its challenge.
-    Handshake {
-        challenge: Challenge,
-        deadline: Instant,
-    },
+    /// A server that has not yet answered its challenge. Boxed: only a server passes through it, for
+    /// one round trip, while every peer (idle clients included) carries a `PeerState` in the
+    /// gateway's peer map for life; inline, the challenge and deadline would cost each 16 bytes more.
+    Handshake(Box<Handshake>),
     /// Registered and framing.
     Active,
+}
+
+/// What a server in the handshake is expected to answer, and by when.
+#[derive(Debug)]
+pub(crate) struct Handshake {
+    /// The nonce it must answer with its HMAC.
+    pub(crate) challenge: Challenge,
+    /// When the gateway gives up waiting for the answer.
+    pub(crate) deadline: Instant,
 }
 
 /// The gateway's record of one connection.
