@@ -68,6 +68,23 @@ fn growing_keeps_the_contents_and_every_earlier_view() {
     }
 }
 
+#[test]
+fn one_allocation_at_a_time_needs_no_spare_box() {
+    let mut buf = RecyclingBuf::new();
+    // Each batch is written and dropped before the next: the one allocation is taken back every
+    // time, so the box for a second one (an idle connection's case) is never made.
+    for step in 0..10u8 {
+        let batch = fill_and_split(&mut buf, 100, step);
+        assert_eq!(&batch[..], &[step; 100][..]);
+    }
+    assert!(buf.spare.is_none());
+    // A batch still held when the next one comes: now there are two allocations and a spare box.
+    let held = fill_and_split(&mut buf, 100, 1);
+    let next = fill_and_split(&mut buf, 100, 2);
+    assert_eq!(buf.spare_size(), 100);
+    assert_eq!((&held[..], &next[..]), (&[1; 100][..], &[2; 100][..]));
+}
+
 // Whether an allocation is really reused cannot be seen from addresses (the allocator hands a
 // freed block straight back); `tests/allocations.rs` counts allocations instead.
 
