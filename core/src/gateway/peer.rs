@@ -80,8 +80,6 @@ pub(crate) struct Peer {
     pub(crate) transmit_pending: bool,
     /// Not being read because a server it sends to is backed up.
     pub(crate) paused: bool,
-    /// Clients paused because of this (server) peer's queue.
-    pub(crate) waiters: Vec<PeerId>,
     /// The deadline this peer's entry in the timer heap is for.
     pub(crate) scheduled: Option<Instant>,
     /// snet link down: the peer is waiting to reconnect, not idle.
@@ -100,7 +98,6 @@ impl Peer {
             outbox: Outbox::default(),
             transmit_pending: false,
             paused: false,
-            waiters: Vec::new(),
             scheduled: None,
             link_down: false,
         }
