@@ -29,17 +29,29 @@ mod tests;
 ///
 /// Memory: it keeps at most two allocations, each about as large as the most it has held at once
 /// (a whole batch for an outbox, a read window plus a partial frame for a read buffer); they never
-/// shrink. An empty, never reserved one owns no allocation.
+/// shrink. The second comes with a small box (the spare's handle and size), made once. An empty,
+/// never reserved one owns no allocation.
 #[derive(Debug, Default)]
 pub struct RecyclingBuf {
     /// The buffer bytes are written to.
     current: BytesMut,
-    /// The other allocation, empty, waiting for the views split off it to be dropped.
-    spare: BytesMut,
     /// Size of the allocation behind `current`, as this type allocated it.
     current_size: usize,
-    /// Size of the allocation behind `spare`.
-    spare_size: usize,
+    /// The other allocation, once there has been one. Boxed because every connection's outbox holds
+    /// a `RecyclingBuf` and the gateway keeps its connections by value in one hash map: inline, the
+    /// spare would make every entry (and so every idle client, times the table's spare slots) 32
+    /// bytes larger, while only a connection that has needed two allocations at once uses it. The
+    /// box is made once, with the second allocation, so recycling stays free of allocations.
+    spare: Option<Box<Spare>>,
+}
+
+/// The allocation of a [`RecyclingBuf`] that is not in use.
+#[derive(Debug)]
+struct Spare {
+    /// Empty, waiting for the views split off it to be dropped.
+    buf: BytesMut,
+    /// Size of the allocation behind `buf`.
+    size: usize,
 }
 
 impl RecyclingBuf {
@@ -65,21 +77,29 @@ impl RecyclingBuf {
             return;
         }
         let needed = self.current.len().saturating_add(additional);
-        if self.spare.try_reclaim(needed) {
-            self.spare.extend_from_slice(&self.current);
-            std::mem::swap(&mut self.current, &mut self.spare);
-            std::mem::swap(&mut self.current_size, &mut self.spare_size);
-            self.spare.clear();
-            return;
+        if let Some(spare) = self.spare.as_deref_mut() {
+            if spare.buf.try_reclaim(needed) {
+                spare.buf.extend_from_slice(&self.current);
+                std::mem::swap(&mut self.current, &mut spare.buf);
+                std::mem::swap(&mut self.current_size, &mut spare.size);
+                spare.buf.clear();
+                return;
+            }
         }
         self.replace_current(needed);
+    }
+
+    /// Size of the spare allocation; 0 while there is none.
+    fn spare_size(&self) -> usize {
+        self.spare.as_ref().map_or(0, |spare| spare.size)
     }
 
     /// Moves the current contents to a new allocation of at least `needed` bytes. Of the old current
     /// and spare allocations the larger is kept as the spare, so the pair settles at the largest
     /// size in use instead of trading a large buffer for a small one.
     fn replace_current(&mut self, needed: usize) {
-        let largest = self.current_size.max(self.spare_size);
+        let spare_size = self.spare_size();
+        let largest = self.current_size.max(spare_size);
         let size = if needed <= largest {
             largest
         } else {
@@ -90,10 +110,17 @@ impl RecyclingBuf {
         let fresh_size = fresh.capacity();
         let old = std::mem::replace(&mut self.current, fresh);
         let old_size = std::mem::replace(&mut self.current_size, fresh_size);
-        if old_size >= self.spare_size {
-            self.spare = old;
-            self.spare.clear();
-            self.spare_size = old_size;
+        if old_size > 0 && old_size >= spare_size {
+            self.keep_as_spare(old, old_size);
+        }
+    }
+
+    /// Makes `buf` (an allocation of `size` bytes) the spare, emptied; the old spare is dropped.
+    fn keep_as_spare(&mut self, mut buf: BytesMut, size: usize) {
+        buf.clear();
+        match self.spare.as_deref_mut() {
+            Some(spare) => *spare = Spare { buf, size },
+            None => self.spare = Some(Box::new(Spare { buf, size })),
         }
     }
 }

@@ -45,7 +45,7 @@ use crate::auth::{self, AuthError, Challenge, RESPONSE_LEN};
 use crate::frame::{Command, DataFrame, Frame, FrameDecoder};
 use crate::idmap::IdMap;
 use bytes::{Bytes, BytesMut};
-use peer::{Peer, PeerState};
+use peer::{Handshake, Peer, PeerState};
 use presence::OfflineServers;
 use rand_core::Rng;
 use stats::Refusal;
@@ -70,6 +70,10 @@ pub struct Gateway {
     /// Connections per server id, oldest first; the last one takes new dials.
     servers: IdMap<u32, Vec<PeerId>>,
     vconns: IdMap<u32, VConn>,
+    /// Clients paused because of a server's queue, by the server's peer id. Kept here rather than in
+    /// each `Peer`: only servers have waiters, and every byte of `Peer` is paid by every idle client
+    /// (the peer map holds them by value).
+    waiters: IdMap<u64, Vec<PeerId>>,
     next_peer: u64,
     last_client_id: u32,
     last_vconn_id: u32,
@@ -95,6 +99,7 @@ impl Gateway {
             clients: IdMap::default(),
             servers: IdMap::default(),
             vconns: IdMap::default(),
+            waiters: IdMap::default(),
             next_peer: 0,
             last_client_id: 0,
             last_vconn_id: 0,
@@ -137,10 +142,10 @@ impl Gateway {
     /// [`accept_server`](Self::accept_server) with a challenge the runtime drew itself, so that the
     /// OS RNG is read outside whatever lock guards the gateway.
     pub fn accept_server_with_challenge(&mut self, now: Instant, challenge: Challenge) -> PeerId {
-        let state = PeerState::Handshake {
+        let state = PeerState::Handshake(Box::new(Handshake {
             challenge,
             deadline: now + self.config.handshake_timeout,
-        };
+        }));
         let id = self.insert_peer(Peer::new(Side::Server, state, 0, now));
         self.enqueue_raw(id, &challenge.0, now);
         self.schedule_peer(id);
@@ -209,8 +214,9 @@ impl Gateway {
         let Some(peer) = self.peers.get_mut(&id.0) else {
             return false;
         };
-        let PeerState::Handshake { challenge, .. } = peer.state else {
-            return true;
+        let challenge = match &peer.state {
+            PeerState::Handshake(handshake) => handshake.challenge,
+            PeerState::Active => return true,
         };
         let Some(answer) = buf.get(..RESPONSE_LEN) else {
             return false;
@@ -286,7 +292,7 @@ impl Gateway {
         if target.outbox.frames() < high_frames && target.outbox.pending_bytes() < high_bytes {
             return;
         }
-        target.waiters.push(client);
+        self.waiters.entry(server.0).or_default().push(client);
         if let Some(sender) = self.peers.get_mut(&client.0) {
             sender.paused = true;
             self.actions.push_back(Action::PauseReading(client));
@@ -462,18 +468,19 @@ impl Gateway {
 
     /// Resumes the clients paused on `server` once its queue is below the low-water mark.
     fn release_waiters(&mut self, server: PeerId, now: Instant) {
-        let (low_frames, low_bytes) = self.config.server_queue.low_water();
-        let Some(state) = self.peers.get_mut(&server.0) else {
-            return;
-        };
-        if state.waiters.is_empty()
-            || state.outbox.frames() > low_frames
-            || state.outbox.pending_bytes() > low_bytes
-        {
+        if self.waiters.is_empty() {
             return;
         }
-        let waiters = std::mem::take(&mut state.waiters);
-        self.resume(waiters, now);
+        let (low_frames, low_bytes) = self.config.server_queue.low_water();
+        let Some(state) = self.peers.get(&server.0) else {
+            return;
+        };
+        if state.outbox.frames() > low_frames || state.outbox.pending_bytes() > low_bytes {
+            return;
+        }
+        if let Some(waiters) = self.waiters.remove(&server.0) {
+            self.resume(waiters, now);
+        }
     }
 
     fn resume(&mut self, clients: Vec<PeerId>, now: Instant) {
@@ -654,7 +661,7 @@ impl Gateway {
         if peer.is_active() {
             self.unregister(id, &peer);
         }
-        let waiters = std::mem::take(&mut peer.waiters);
+        let waiters = self.waiters.remove(&id.0).unwrap_or_default();
         let now = self.now.unwrap_or(peer.last_input);
         self.resume(waiters, now);
         self.count_drop(reason);
@@ -737,8 +744,8 @@ impl Gateway {
     /// The earliest deadline of `id` and what happens when it passes.
     fn peer_deadline(&self, id: PeerId) -> Option<(Instant, CloseReason)> {
         let peer = self.peers.get(&id.0)?;
-        if let PeerState::Handshake { deadline, .. } = peer.state {
-            return Some((deadline, CloseReason::Auth(AuthError::Timeout)));
+        if let PeerState::Handshake(handshake) = &peer.state {
+            return Some((handshake.deadline, CloseReason::Auth(AuthError::Timeout)));
         }
         let idle = match peer.side {
             Side::Client => self.config.client_idle_timeout,

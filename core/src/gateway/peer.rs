@@ -45,13 +45,21 @@ impl fmt::Display for PeerId {
 /// Where a connection is in its life.
 #[derive(Debug)]
 pub(crate) enum PeerState {
-    /// A server that has not yet answered its challenge.
-    Handshake {
-        challenge: Challenge,
-        deadline: Instant,
-    },
+    /// A server that has not yet answered its challenge. Boxed: only a server passes through it, for
+    /// one round trip, while every peer (idle clients included) carries a `PeerState` in the
+    /// gateway's peer map for life; inline, the challenge and deadline would cost each 16 bytes more.
+    Handshake(Box<Handshake>),
     /// Registered and framing.
     Active,
+}
+
+/// What a server in the handshake is expected to answer, and by when.
+#[derive(Debug)]
+pub(crate) struct Handshake {
+    /// The nonce it must answer with its HMAC.
+    pub(crate) challenge: Challenge,
+    /// When the gateway gives up waiting for the answer.
+    pub(crate) deadline: Instant,
 }
 
 /// The gateway's record of one connection.
@@ -72,8 +80,6 @@ pub(crate) struct Peer {
     pub(crate) transmit_pending: bool,
     /// Not being read because a server it sends to is backed up.
     pub(crate) paused: bool,
-    /// Clients paused because of this (server) peer's queue.
-    pub(crate) waiters: Vec<PeerId>,
     /// The deadline this peer's entry in the timer heap is for.
     pub(crate) scheduled: Option<Instant>,
     /// snet link down: the peer is waiting to reconnect, not idle.
@@ -92,7 +98,6 @@ impl Peer {
             outbox: Outbox::default(),
             transmit_pending: false,
             paused: false,
-            waiters: Vec::new(),
             scheduled: None,
             link_down: false,
         }
