@@ -49,7 +49,10 @@ fn reads_return_the_bytes_sent_across_chunks() {
         }
     }
     assert_eq!(received, sent);
-    assert!(!arena.parked.is_empty(), "40 × 5000 bytes must have used more than one chunk");
+    assert!(
+        !arena.parked.is_empty(),
+        "40 × 5000 bytes must have used more than one chunk"
+    );
 }
 
 /// A chunk whose views are all gone is reused (same memory) instead of a new allocation; one whose
@@ -65,12 +68,20 @@ fn a_chunk_is_reused_once_its_views_are_dropped() {
     arena.room.truncate(MIN_READ - 1);
     peer.write_all(&[8; 100]).unwrap();
     let second = read_exactly(&mut arena, &socket, 100);
-    assert_ne!(second[0].as_ptr(), first_chunk, "first chunk still has a view");
+    assert_ne!(
+        second[0].as_ptr(),
+        first_chunk,
+        "first chunk still has a view"
+    );
     drop(held);
     arena.room.truncate(MIN_READ - 1);
     peer.write_all(&[9; 100]).unwrap();
     let third = read_exactly(&mut arena, &socket, 100);
-    assert_eq!(third[0].as_ptr(), first_chunk, "free parked chunk not reused");
+    assert_eq!(
+        third[0].as_ptr(),
+        first_chunk,
+        "free parked chunk not reused"
+    );
     assert!(third.iter().all(|view| view.iter().all(|&byte| byte == 9)));
 }
 
