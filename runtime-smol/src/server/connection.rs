@@ -5,6 +5,7 @@
 //! shuts the socket. Neither decides anything about the protocol: snet handshakes, decryption,
 //! encryption and reconnects all happen inside the switchboard.
 
+use super::arena;
 use super::rng::{PreDrawn, SNET_POOL};
 use super::shared::{Conn, Inner, TaskGuard};
 use super::signal::Task;
@@ -120,10 +121,10 @@ impl Reader {
             Side::Client => self.inner.client_read_buffer,
             Side::Server => self.inner.server_read_buffer,
         };
-        // One buffer per socket, only ever appended to between core calls (the switchboard's rule).
-        // Allocated only once bytes have arrived. A client's is released when the core has consumed
-        // everything (never while it holds bytes), so an idle client holds no buffer; servers are few
-        // and busy and keep theirs, with its zeroed spare room, for the next read.
+        // A buffer of the socket's own exists only while the core has left bytes in it (part of a
+        // frame), and is only ever appended to between core calls (the switchboard's rule). Without
+        // one, reads go to the thread's shared chunk (`arena`), so an idle socket holds no buffer. A
+        // socket configured to read more than a chunk always uses (and a server keeps) its own.
         let mut buf: Option<ReadBuf> = None;
         // A resume came in: the bytes we hold must reach the core before we read more.
         let mut resumed = false;
@@ -171,13 +172,19 @@ impl Reader {
                     Some(Ok(())) => {}
                 }
             }
-            let held = buf.get_or_insert_with(ReadBuf::default);
-            match held.read_from(&self.stream, self.inner.decoder, buffer_size) {
-                Ok(0) => return self.lost(&io::ErrorKind::UnexpectedEof.into()),
-                Ok(_) => {
-                    try_first = true;
+            let read = if buf.is_none() && buffer_size <= arena::CHUNK {
+                self.read_shared(&mut buf, buffer_size)
+            } else {
+                let held = buf.get_or_insert_with(ReadBuf::default);
+                let read = held.read_from(&self.stream, self.inner.decoder, buffer_size);
+                if read.as_ref().is_ok_and(|&read| read > 0) {
                     self.feed(&mut held.data);
                 }
+                read
+            };
+            match read {
+                Ok(0) => return self.lost(&io::ErrorKind::UnexpectedEof.into()),
+                Ok(_) => try_first = true,
                 Err(err)
                     if matches!(
                         err.kind(),
@@ -185,10 +192,33 @@ impl Reader {
                     ) => {}
                 Err(err) => return self.lost(&err),
             }
-            if self.conn.side == Side::Client && buf.as_ref().is_some_and(ReadBuf::is_empty) {
+            if buf.as_ref().is_some_and(ReadBuf::is_empty)
+                && (self.conn.side == Side::Client || buffer_size <= arena::CHUNK)
+            {
                 buf = None;
             }
         }
+    }
+
+    /// One read for a socket that holds no pending bytes, into the thread's shared chunk (see
+    /// [`arena`]): the bytes go to the core at once, and only what it leaves (part of a frame) is
+    /// copied into a buffer of the socket's own, with room for the rest of that frame. Returns the
+    /// number of bytes read (0 at EOF).
+    fn read_shared(&mut self, buf: &mut Option<ReadBuf>, buffer_size: usize) -> io::Result<usize> {
+        let mut bytes = arena::read(self.stream.get_ref())?;
+        let read = bytes.len();
+        if read > 0 {
+            self.feed(&mut bytes);
+        }
+        if !bytes.is_empty() {
+            let missing = self
+                .inner
+                .decoder
+                .frame_len_hint(&bytes)
+                .map_or(0, |total| total.saturating_sub(bytes.len()));
+            *buf = Some(ReadBuf::with_pending(&bytes, missing.max(buffer_size)));
+        }
+        Ok(read)
     }
 
     /// Hands the buffered bytes to the core, which consumes every whole frame from the front (on an
@@ -236,6 +266,17 @@ impl ReadBuf {
     /// Whether the core has consumed everything read.
     fn is_empty(&self) -> bool {
         self.data.is_empty()
+    }
+
+    /// A buffer holding a copy of `pending` (bytes the core left, part of a frame) with capacity for
+    /// `room` more; the room is zeroed by the first read.
+    fn with_pending(pending: &[u8], room: usize) -> Self {
+        let mut data = BytesMut::with_capacity(pending.len() + room);
+        data.extend_from_slice(pending);
+        Self {
+            data,
+            spare: BytesMut::new(),
+        }
     }
 
     /// One non-blocking read appended to `data`. Makes room first: the whole rest of a large frame

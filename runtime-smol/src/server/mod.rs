@@ -3,11 +3,13 @@
 //!
 //! * `listener` binds with socket2 and accepts with back-off;
 //! * `connection` registers each socket with the core and runs its reader and writer;
+//! * `arena` is the shared chunk that sockets holding no pending bytes read into;
 //! * `rng` draws the randomness the core needs before the lock is taken;
 //! * `shared` holds the lock and turns the core's actions into wake-ups and closes;
 //! * `timer` calls the core when its next deadline comes;
 //! * `signal` has the wake-up primitives (no wake-up can be lost).
 
+mod arena;
 mod connection;
 mod listener;
 mod rng;
