@@ -5,24 +5,10 @@
 
 mod common;
 
-use common::process::{GatewayProcess, LOOPBACK, TempDir};
+use common::process::{GatewayProcess, LOOPBACK, TempDir, run_to_exit as run};
 use common::raw::Raw;
 use fastway::config::RuntimeKind;
 use fastway_core::frame::Command as Frame;
-use std::process::{Command, Output};
-
-/// Runs the binary in `dir` with `args` and `env`, `RUST_LOG` cleared.
-fn run(dir: &TempDir, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_fastway"));
-    command
-        .args(args)
-        .current_dir(&dir.0)
-        .env_remove("RUST_LOG");
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    command.output().expect("run fastway")
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

@@ -1,36 +1,14 @@
 //! The binary's packaging flags: `fastway --man` and `fastway --completions <SHELL>` print to stdout
 //! and exit 0 without starting a gateway (no listener, no pid file).
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-/// A fresh directory under the system temp dir, removed at the end of the test.
-struct TempDir(PathBuf);
+use common::process::{TempDir, run_to_exit};
+use std::process::Output;
 
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("fastway-pkg-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Runs the binary in `dir`; the gateway, if it started by mistake, would bind fixed default ports,
-/// so a test failing here shows up as a hang-free failure: every call below must exit by itself.
+/// Runs the binary in `dir` with `args` until it exits.
 fn run(dir: &TempDir, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fastway"))
-        .args(args)
-        .current_dir(&dir.0)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run fastway")
+    run_to_exit(dir, args, &[])
 }
 
 fn stdout(out: &Output) -> String {

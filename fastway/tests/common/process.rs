@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command as Process, ExitStatus, Stdio};
+use std::process::{Child, Command as Process, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,21 @@ pub const STARTUP: Duration = Duration::from_secs(20);
 
 /// Both listeners on 127.0.0.1 with ephemeral ports.
 pub const LOOPBACK: [&str; 2] = ["-ClientAddr=127.0.0.1:0", "-ServerAddr=127.0.0.1:0"];
+
+/// Runs the binary in `dir` with `args` and the extra environment `env` (`RUST_LOG` cleared) and
+/// waits for it to exit: for command lines that must end by themselves (rejected flags, `--help`,
+/// `--print-config`, `--man`, `--completions`).
+pub fn run_to_exit(dir: &TempDir, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Process::new(env!("CARGO_BIN_EXE_fastway"));
+    command
+        .args(args)
+        .current_dir(&dir.0)
+        .env_remove("RUST_LOG");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("run fastway")
+}
 
 /// A temporary working directory for one gateway process.
 pub struct TempDir(pub PathBuf);
