@@ -80,6 +80,24 @@ fn family<M: EncodeMetric>(
 }
 
 /// One counter without labels.
+/// A counter family with one sample per port (`side="client"` and `side="server"`).
+fn per_port(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    counts: &BySide<u64>,
+) -> Result<(), fmt::Error> {
+    family(
+        encoder,
+        name,
+        help,
+        &[
+            (&[("side", "client")], ConstCounter::new(counts.client)),
+            (&[("side", "server")], ConstCounter::new(counts.server)),
+        ],
+    )
+}
+
 fn counter(
     encoder: &mut DescriptorEncoder,
     name: &str,
@@ -232,35 +250,17 @@ fn encode_counters(
             ),
         ],
     )?;
-    family(
+    per_port(
         encoder,
         "fastway_snet_reconnects",
         "snet sessions resumed on a new socket, per port.",
-        &[
-            (
-                &[("side", "client")],
-                ConstCounter::new(stats.snet_reconnects.client),
-            ),
-            (
-                &[("side", "server")],
-                ConstCounter::new(stats.snet_reconnects.server),
-            ),
-        ],
+        &stats.snet_reconnects,
     )?;
-    family(
+    per_port(
         encoder,
         "fastway_snet_reconnects_refused",
         "snet reconnect attempts refused (unknown or closed session), per port.",
-        &[
-            (
-                &[("side", "client")],
-                ConstCounter::new(stats.snet_reconnects_refused.client),
-            ),
-            (
-                &[("side", "server")],
-                ConstCounter::new(stats.snet_reconnects_refused.server),
-            ),
-        ],
+        &stats.snet_reconnects_refused,
     )?;
     counter(
         encoder,
